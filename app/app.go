@@ -1,0 +1,176 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"crisisroom/bus"
+	"crisisroom/bus/memory"
+	"crisisroom/protocol"
+	"crisisroom/rooms"
+	"crisisroom/signaling"
+	"crisisroom/store/sqlite"
+)
+
+// MainRoom is the standing room created at first start.
+const MainRoom = "main"
+
+// Backends are the swappable parts, chosen in one place (Open).
+type Backends struct {
+	Store *sqlite.Store
+	Bus   bus.Bus
+}
+
+// OpenBackends chooses and opens the back ends for cfg. Today: the embedded
+// default (SQLite file + in-process bus).
+func OpenBackends(ctx context.Context, cfg Config) (*Backends, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "crisisroom.db"))
+	if err != nil {
+		return nil, err
+	}
+	return &Backends{Store: st, Bus: memory.New()}, nil
+}
+
+// Close closes the back ends.
+func (b *Backends) Close() error {
+	return errors.Join(b.Bus.Close(), b.Store.Close())
+}
+
+// App is one running server.
+type App struct {
+	cfg   Config
+	log   *slog.Logger
+	be    *Backends
+	Rooms *rooms.Manager
+	sig   *signaling.Server
+	turn  *turnRuntime
+	start time.Time
+}
+
+// New builds the server on opened back ends.
+func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: log, be: be, start: time.Now()}
+	secret, err := turnSecret(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.turn, err = startTURN(ctx, cfg, secret, log)
+	if err != nil {
+		return nil, err
+	}
+	a.Rooms = rooms.NewManager(rooms.Config{
+		Capacity:     cfg.RoomCapacity,
+		ResumeWindow: cfg.ResumeWindow,
+		ICEServers:   a.turn.iceServers,
+	}, be.Store, log.With("component", "rooms"))
+	a.sig = signaling.New(signaling.Config{
+		PublicURL:      cfg.PublicURL,
+		AllowedOrigins: cfg.AllowedOrigins,
+	}, a.Rooms, log.With("component", "signaling"))
+	return a, nil
+}
+
+// Bootstrap creates the standing room on first start and returns the links
+// to print (nil when the room already existed: secrets are shown once).
+func (a *App) Bootstrap(ctx context.Context) (adminURL, inviteURL string, err error) {
+	created, err := a.be.Store.CreateRoom(ctx, rooms.RoomInfo{Name: MainRoom, Title: "Salle de crise", CreatedAt: time.Now().UTC()})
+	if err != nil || !created {
+		return "", "", err
+	}
+	adminURL, err = a.NewRoomLink(ctx, MainRoom, rooms.RoleHost, "first start: host", 30*24*time.Hour)
+	if err != nil {
+		return "", "", err
+	}
+	inviteURL, err = a.NewRoomLink(ctx, MainRoom, rooms.RoleParticipant, "first start: invite", 30*24*time.Hour)
+	return adminURL, inviteURL, err
+}
+
+// NewRoomLink mints a room link and returns its URL.
+func (a *App) NewRoomLink(ctx context.Context, room, role, label string, ttl time.Duration) (string, error) {
+	plain, _, err := rooms.CreateLink(ctx, a.be.Store, room, role, label, ttl, time.Now())
+	if err != nil {
+		return "", err
+	}
+	return RoomURL(a.cfg.PublicBase(), room, plain), nil
+}
+
+// RoomURL is the link people open. The token travels in the fragment: it is
+// never sent in an HTTP request line, so it stays out of proxy and server
+// logs and Referer headers.
+func RoomURL(base, room, token string) string {
+	return base + "/r/" + room + "#t=" + token
+}
+
+// Handler returns the HTTP handler of the whole server.
+func (a *App) Handler() http.Handler { return a.routes() }
+
+// Shutdown tells every client to reconnect, then stops TURN.
+func (a *App) Shutdown(ctx context.Context) error {
+	a.Rooms.Shutdown()
+	err := a.sig.Shutdown(ctx)
+	a.turn.close()
+	return err
+}
+
+// Ready reports whether the store, the bus and (if on) the TURN relay work.
+func (a *App) Ready(ctx context.Context) map[string]string {
+	out := map[string]string{}
+	check := func(name string, err error) {
+		if err != nil {
+			out[name] = err.Error()
+		} else {
+			out[name] = "ok"
+		}
+	}
+	check("store", a.be.Store.Ping(ctx))
+	check("bus", a.be.Bus.Ping(ctx))
+	if s, ok := a.turn.status(); ok {
+		out["turn"] = s
+	}
+	return out
+}
+
+// turnSecret returns the configured TURN secret or one generated once and
+// kept in the data dir, so credentials survive restarts.
+func turnSecret(cfg Config) (string, error) {
+	if cfg.TURNSecret != "" {
+		return cfg.TURNSecret, nil
+	}
+	p := filepath.Join(cfg.DataDir, "turn-secret")
+	if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	s := hex.EncodeToString(buf)
+	if err := os.WriteFile(p, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", p, err)
+	}
+	return s, nil
+}
+
+// staticICE is the part of the ICE list that does not depend on TURN.
+func staticICE(cfg Config) []protocol.ICEServer {
+	var out []protocol.ICEServer
+	if len(cfg.STUNURLs) > 0 {
+		out = append(out, protocol.ICEServer{URLs: cfg.STUNURLs})
+	}
+	return out
+}

@@ -1,0 +1,184 @@
+// Package app wires the server together: configuration, back ends, HTTP
+// routes and shutdown. cmd/crisisroom is a thin shell around it, and tests
+// build the very same server with httptest.
+package app
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of `crisisroom serve`. Each field has a flag and a
+// CRISISROOM_* environment variable; a flag given on the command line wins.
+type Config struct {
+	Addr      string
+	DataDir   string
+	PublicURL string
+	LogLevel  slog.Level
+
+	RoomCapacity   int
+	ResumeWindow   time.Duration
+	AllowedOrigins []string
+
+	// ICE: STUN servers handed to browsers, an external TURN (coturn with
+	// use-auth-secret) and/or the built-in one.
+	STUNURLs       []string
+	TURNURLs       []string // external TURN URLs sharing TURNSecret
+	TURNSecret     string
+	TURNEnabled    bool // built-in TURN server
+	TURNListenUDP  string
+	TURNListenTCP  string
+	TURNListenTLS  string
+	TURNTLSCert    string
+	TURNTLSKey     string
+	TURNPublicIP   string
+	TURNRealm      string
+	TURNCredTTL    time.Duration
+	TURNMaxAllocs  int
+	TURNAllowPeers []string // CIDRs the relay may reach although private/loopback
+}
+
+// DefaultConfig is what `serve` with no flags runs.
+func DefaultConfig() Config {
+	return Config{
+		Addr:          ":8080",
+		DataDir:       "./data",
+		LogLevel:      slog.LevelInfo,
+		RoomCapacity:  6,
+		ResumeWindow:  30 * time.Second,
+		TURNListenUDP: ":3478",
+		TURNListenTCP: ":3478",
+		TURNRealm:     "crisisroom",
+		TURNCredTTL:   10 * time.Minute,
+		TURNMaxAllocs: 10,
+	}
+}
+
+// Bind registers every setting on fs with its env var as the default.
+// It returns a func that reports malformed env values (flags report their
+// own errors).
+func (c *Config) Bind(fs *flag.FlagSet) func() error {
+	var envErrs []string
+	env := func(name string) (string, bool) { return os.LookupEnv("CRISISROOM_" + name) }
+	str := func(p *string, fl, ev, help string) {
+		if v, ok := env(ev); ok {
+			*p = v
+		}
+		fs.StringVar(p, fl, *p, help+" (env CRISISROOM_"+ev+")")
+	}
+	list := func(p *[]string, fl, ev, help string) {
+		if v, ok := env(ev); ok {
+			*p = splitList(v)
+		}
+		fs.Func(fl, help+", comma-separated (env CRISISROOM_"+ev+")", func(s string) error { *p = splitList(s); return nil })
+	}
+	integer := func(p *int, fl, ev, help string) {
+		if v, ok := env(ev); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Sprintf("CRISISROOM_%s=%q: not a number", ev, v))
+			}
+			*p = n
+		}
+		fs.IntVar(p, fl, *p, help+" (env CRISISROOM_"+ev+")")
+	}
+	dur := func(p *time.Duration, fl, ev, help string) {
+		if v, ok := env(ev); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Sprintf("CRISISROOM_%s=%q: not a duration (e.g. 30s, 10m)", ev, v))
+			}
+			*p = d
+		}
+		fs.DurationVar(p, fl, *p, help+" (env CRISISROOM_"+ev+")")
+	}
+	boolean := func(p *bool, fl, ev, help string) {
+		if v, ok := env(ev); ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Sprintf("CRISISROOM_%s=%q: not true/false", ev, v))
+			}
+			*p = b
+		}
+		fs.BoolVar(p, fl, *p, help+" (env CRISISROOM_"+ev+")")
+	}
+	str(&c.Addr, "addr", "ADDR", "HTTP listen address")
+	str(&c.DataDir, "data", "DATA", "data directory (SQLite file, generated secrets)")
+	str(&c.PublicURL, "public-url", "PUBLIC_URL", "URL people open, used in printed links (default http://localhost<addr>)")
+	if v, ok := env("LOG_LEVEL"); ok {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			envErrs = append(envErrs, fmt.Sprintf("CRISISROOM_LOG_LEVEL=%q: use debug, info, warn or error", v))
+		}
+	}
+	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (env CRISISROOM_LOG_LEVEL)")
+	integer(&c.RoomCapacity, "room-capacity", "ROOM_CAPACITY", "largest peer-to-peer mesh room")
+	dur(&c.ResumeWindow, "resume-window", "RESUME_WINDOW", "how long a dropped connection keeps its seat")
+	list(&c.AllowedOrigins, "allowed-origins", "ALLOWED_ORIGINS", "extra web origins allowed to open the WebSocket")
+	list(&c.STUNURLs, "stun", "STUN", "STUN URLs given to browsers (none by default: no third party)")
+	list(&c.TURNURLs, "turn-urls", "TURN_URLS", "external TURN URLs (coturn use-auth-secret with --turn-secret)")
+	str(&c.TURNSecret, "turn-secret", "TURN_SECRET", "shared TURN secret (generated into the data dir if empty)")
+	boolean(&c.TURNEnabled, "turn", "TURN", "run the built-in TURN server")
+	str(&c.TURNListenUDP, "turn-udp", "TURN_UDP", "built-in TURN UDP listen address")
+	str(&c.TURNListenTCP, "turn-tcp", "TURN_TCP", "built-in TURN TCP listen address")
+	str(&c.TURNListenTLS, "turn-tls", "TURN_TLS", "built-in TURN TLS listen address, e.g. :443 or :5349 (needs cert and key)")
+	str(&c.TURNTLSCert, "turn-tls-cert", "TURN_TLS_CERT", "TLS certificate file for TURN over TLS")
+	str(&c.TURNTLSKey, "turn-tls-key", "TURN_TLS_KEY", "TLS key file for TURN over TLS")
+	str(&c.TURNPublicIP, "turn-public-ip", "TURN_PUBLIC_IP", "public IP the TURN relay advertises (default: first non-loopback)")
+	str(&c.TURNRealm, "turn-realm", "TURN_REALM", "TURN realm")
+	dur(&c.TURNCredTTL, "turn-credential-ttl", "TURN_CREDENTIAL_TTL", "lifetime of per-participant TURN credentials")
+	integer(&c.TURNMaxAllocs, "turn-max-allocations", "TURN_MAX_ALLOCATIONS", "TURN allocations allowed per participant")
+	list(&c.TURNAllowPeers, "turn-allow-peers", "TURN_ALLOW_PEERS", "CIDRs the TURN relay may reach although loopback/private")
+	return func() error {
+		if len(envErrs) > 0 {
+			return fmt.Errorf("configuration: %s", strings.Join(envErrs, "; "))
+		}
+		return nil
+	}
+}
+
+// Validate checks the combination of settings.
+func (c *Config) Validate() error {
+	if c.RoomCapacity < 2 || c.RoomCapacity > 50 {
+		return fmt.Errorf("room-capacity %d: must be between 2 and 50", c.RoomCapacity)
+	}
+	if c.ResumeWindow < time.Second {
+		return fmt.Errorf("resume-window %s: at least 1s", c.ResumeWindow)
+	}
+	if (c.TURNTLSCert == "") != (c.TURNTLSKey == "") {
+		return fmt.Errorf("turn-tls-cert and turn-tls-key go together")
+	}
+	if c.TURNListenTLS != "" && c.TURNTLSCert == "" {
+		return fmt.Errorf("turn-tls %s needs turn-tls-cert and turn-tls-key", c.TURNListenTLS)
+	}
+	if c.TURNCredTTL < time.Minute || c.TURNCredTTL > 24*time.Hour {
+		return fmt.Errorf("turn-credential-ttl %s: between 1m and 24h", c.TURNCredTTL)
+	}
+	return nil
+}
+
+// PublicBase returns the public URL without a trailing slash.
+func (c *Config) PublicBase() string {
+	if c.PublicURL != "" {
+		return strings.TrimRight(c.PublicURL, "/")
+	}
+	addr := c.Addr
+	if strings.HasPrefix(addr, ":") {
+		addr = "localhost" + addr
+	}
+	return "http://" + addr
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

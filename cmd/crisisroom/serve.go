@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"crisisroom/app"
+)
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := app.DefaultConfig()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	envErr := cfg.Bind(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := envErr(); err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+
+	be, err := app.OpenBackends(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer be.Close()
+	a, err := app.New(ctx, cfg, be, log)
+	if err != nil {
+		return err
+	}
+	adminURL, inviteURL, err := a.Bootstrap(ctx)
+	if err != nil {
+		return fmt.Errorf("first start: %w", err)
+	}
+	if adminURL != "" {
+		fmt.Fprintf(stdout, "\nSalle de crise %q créée / crisis room created.\n  Animateur (host):  %s\n  Invitation:        %s\n\n", app.MainRoom, adminURL, inviteURL)
+		fmt.Fprintln(stdout, "Keep these links: they are shown once. `crisisroom links room main` prints new ones.")
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "public_url", cfg.PublicBase(), "data", cfg.DataDir)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: telling clients to reconnect")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Shutdown(sctx); err != nil {
+		log.Warn("websocket drain", "err", err)
+	}
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

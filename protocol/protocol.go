@@ -1,0 +1,342 @@
+// Package protocol is the wire format between the browser (or any client)
+// and the signaling server: a versioned JSON envelope, one struct per message
+// type with its own Validate, error codes and WebSocket close codes.
+//
+// It has no dependency on the transport so that rooms (which builds room
+// events) and signaling (which owns the socket) can share it. docs/protocol.md
+// is the prose version of this file; keep them in step.
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Version is the protocol version carried in every envelope. A client speaking
+// another version is refused with CloseBadVersion so that an old cached page
+// reloads instead of misbehaving.
+const Version = 1
+
+// MaxMessageBytes bounds one inbound frame. SDP with many candidates and
+// simulcast stays well under 16 KiB; 64 KiB leaves room without letting a
+// client make the server buffer megabytes.
+const MaxMessageBytes = 64 << 10
+
+// Envelope is the outer shape of every message in both directions.
+// ID is chosen by the sender of a request; replies and errors echo it so the
+// client can match them. Data is decoded lazily by type.
+type Envelope struct {
+	V    int             `json:"v"`
+	Type string          `json:"type"`
+	ID   string          `json:"id,omitempty"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// Message types. Client→server and server→client share the namespace; the
+// direction is documented on each payload struct.
+const (
+	// client → server
+	TypeJoin   = "join"   // Join
+	TypeResume = "resume" // Resume
+	TypeLeave  = "leave"  // no data
+	// both directions (server stamps From)
+	TypeOffer     = "offer"     // SDP
+	TypeAnswer    = "answer"    // SDP
+	TypeCandidate = "candidate" // Candidate
+	TypeChat      = "chat"      // Chat
+	TypeState     = "state"     // PeerState (mute, camera, hand, screen, speaking)
+	// server → client
+	TypeJoined     = "joined"      // Joined
+	TypePeerJoined = "peer-joined" // PeerInfo
+	TypePeerLeft   = "peer-left"   // PeerLeft
+	TypeError      = "error"       // Error
+	TypeBye        = "bye"         // Bye, sent just before the server closes
+)
+
+// Error codes carried in Error.Code. They are stable strings: the UI maps
+// them to French/English text, tests assert on them.
+const (
+	ErrBadJSON      = "bad_json"
+	ErrBadVersion   = "bad_version"
+	ErrUnknownType  = "unknown_type"
+	ErrInvalid      = "invalid"
+	ErrNotJoined    = "not_joined"
+	ErrAlreadyJoined = "already_joined"
+	ErrBadToken     = "bad_token"
+	ErrTokenExpired = "token_expired"
+	ErrRoomFull     = "room_full"
+	ErrUnknownPeer  = "unknown_peer"
+	ErrRateLimited  = "rate_limited"
+	ErrResumeFailed = "resume_failed"
+	ErrInternal     = "internal"
+)
+
+// Close codes. 4000–4499: the client should reconnect (with its resume token
+// if it has one); 4500–4999: it must not, a person has to act.
+const (
+	CloseShutdown     = 4000 // server restarting: reconnect, resume
+	CloseSlowConsumer = 4001 // send queue overflowed: reconnect, resume
+	ClosePingTimeout  = 4002 // no pong: reconnect, resume
+	CloseReplaced     = 4003 // another socket resumed this session; do NOT loop (client treats as final for this tab)
+	CloseBadToken     = 4500 // token unknown, forged or revoked
+	CloseTokenExpired = 4501
+	CloseRoomFull     = 4502
+	CloseBadVersion   = 4503 // reload the page
+	CloseProtocol     = 4504 // repeated protocol violations or flood
+	CloseLeft         = 4505 // the client said leave
+	CloseSessionGone  = 4506 // resume token unknown or its grace period ended: join afresh
+)
+
+// ShouldReconnect tells a client whether a close code invites a retry.
+func ShouldReconnect(code int) bool { return code >= 4000 && code < 4500 && code != CloseReplaced }
+
+// Validator is implemented by every payload struct.
+type Validator interface{ Validate() error }
+
+// Limits on free-form fields, so that one peer cannot make the server relay
+// arbitrary amounts to everyone else.
+const (
+	MaxNameRunes = 64
+	MaxChatRunes = 2000
+	MaxSDPBytes  = 48 << 10
+	MaxCandBytes = 1024
+	MaxTokenLen  = 256
+)
+
+// Join asks to enter the room that Token grants.
+type Join struct {
+	Token string `json:"token"`
+	Name  string `json:"name"`
+}
+
+func (j *Join) Validate() error {
+	if j.Token == "" || len(j.Token) > MaxTokenLen {
+		return errors.New("token: required, at most 256 characters")
+	}
+	return validName(j.Name)
+}
+
+// Resume re-attaches a new socket to a session whose socket dropped.
+type Resume struct {
+	ResumeToken string `json:"resume_token"`
+}
+
+func (r *Resume) Validate() error {
+	if r.ResumeToken == "" || len(r.ResumeToken) > MaxTokenLen {
+		return errors.New("resume_token: required, at most 256 characters")
+	}
+	return nil
+}
+
+// SDP carries an offer or an answer. To is the addressee (client → server);
+// From is stamped by the server (server → client) and ignored on input.
+type SDP struct {
+	To   string `json:"to,omitempty"`
+	From string `json:"from,omitempty"`
+	SDP  string `json:"sdp"`
+}
+
+func (s *SDP) Validate() error {
+	if s.To == "" {
+		return errors.New("to: required")
+	}
+	if s.SDP == "" || len(s.SDP) > MaxSDPBytes {
+		return fmt.Errorf("sdp: required, at most %d bytes", MaxSDPBytes)
+	}
+	return nil
+}
+
+// Candidate is one trickled ICE candidate (the browser's RTCIceCandidateInit).
+// A nil Candidate means end-of-candidates.
+type Candidate struct {
+	To            string  `json:"to,omitempty"`
+	From          string  `json:"from,omitempty"`
+	Candidate     string  `json:"candidate"`
+	SDPMid        *string `json:"sdpMid,omitempty"`
+	SDPMLineIndex *uint16 `json:"sdpMLineIndex,omitempty"`
+}
+
+func (c *Candidate) Validate() error {
+	if c.To == "" {
+		return errors.New("to: required")
+	}
+	if len(c.Candidate) > MaxCandBytes {
+		return fmt.Errorf("candidate: at most %d bytes", MaxCandBytes)
+	}
+	return nil
+}
+
+// Chat is an in-room text message, relayed to every member.
+type Chat struct {
+	From string `json:"from,omitempty"`
+	Name string `json:"name,omitempty"`
+	Text string `json:"text"`
+	At   int64  `json:"at,omitempty"` // server time, unix ms
+}
+
+func (c *Chat) Validate() error {
+	n := utf8.RuneCountInString(c.Text)
+	if n == 0 || n > MaxChatRunes || !utf8.ValidString(c.Text) {
+		return fmt.Errorf("text: 1 to %d characters of valid UTF-8", MaxChatRunes)
+	}
+	return nil
+}
+
+// PeerState is what a member shows the others about itself. The latest one
+// wins: it is coalesced in send queues and replayed to late joiners.
+type PeerState struct {
+	From     string `json:"from,omitempty"`
+	Audio    bool   `json:"audio"`
+	Video    bool   `json:"video"`
+	Screen   bool   `json:"screen"`
+	Hand     bool   `json:"hand"`
+	Speaking bool   `json:"speaking"`
+}
+
+func (*PeerState) Validate() error { return nil }
+
+// ICEServer mirrors the browser's RTCIceServer.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// PeerInfo describes one member to the others.
+type PeerInfo struct {
+	ID    string    `json:"id"`
+	Name  string    `json:"name"`
+	Role  string    `json:"role"`
+	State PeerState `json:"state"`
+}
+
+// Joined answers a Join or a Resume.
+type Joined struct {
+	PeerID      string      `json:"peer_id"`
+	ResumeToken string      `json:"resume_token"`
+	Room        string      `json:"room"`
+	Capacity    int         `json:"capacity"`
+	Peers       []PeerInfo  `json:"peers"`
+	ICEServers  []ICEServer `json:"ice_servers"`
+	Resumed     bool        `json:"resumed"`
+	// ResumeWindowMS tells the client how long the server keeps its seat
+	// after the socket drops.
+	ResumeWindowMS int64 `json:"resume_window_ms"`
+}
+
+// PeerLeft tells the others a member has gone for good (left, or its resume
+// window ended).
+type PeerLeft struct {
+	ID string `json:"id"`
+}
+
+// Error answers a bad request; Ref echoes the envelope ID it refers to.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Ref     string `json:"ref,omitempty"`
+}
+
+// Bye precedes a server-initiated close so that clients whose close frame is
+// lost (proxies) still learn the reason.
+type Bye struct {
+	Code      int    `json:"code"`
+	Reason    string `json:"reason"`
+	Reconnect bool   `json:"reconnect"`
+}
+
+func validName(s string) error {
+	n := utf8.RuneCountInString(s)
+	if n == 0 || n > MaxNameRunes || !utf8.ValidString(s) {
+		return fmt.Errorf("name: 1 to %d characters", MaxNameRunes)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("name: control characters are not allowed")
+		}
+	}
+	return nil
+}
+
+// ProtocolError is a decode or validation failure with its wire code.
+type ProtocolError struct {
+	Code string
+	Msg  string
+	Ref  string
+}
+
+func (e *ProtocolError) Error() string { return e.Code + ": " + e.Msg }
+
+// payloadFor returns a fresh payload struct for a client→server type, or nil
+// for types that carry no data. ok is false for unknown types.
+func payloadFor(typ string) (v Validator, ok bool) {
+	switch typ {
+	case TypeJoin:
+		return &Join{}, true
+	case TypeResume:
+		return &Resume{}, true
+	case TypeLeave:
+		return nil, true
+	case TypeOffer, TypeAnswer:
+		return &SDP{}, true
+	case TypeCandidate:
+		return &Candidate{}, true
+	case TypeChat:
+		return &Chat{}, true
+	case TypeState:
+		return &PeerState{}, true
+	}
+	return nil, false
+}
+
+// Decode parses and validates one client→server frame. The returned payload
+// is one of the pointer types above (nil for types without data). Every
+// failure is a *ProtocolError carrying the code to send back.
+func Decode(frame []byte) (Envelope, Validator, error) {
+	var env Envelope
+	if len(frame) > MaxMessageBytes {
+		return env, nil, &ProtocolError{Code: ErrInvalid, Msg: "message too large"}
+	}
+	if err := json.Unmarshal(frame, &env); err != nil {
+		return env, nil, &ProtocolError{Code: ErrBadJSON, Msg: "malformed JSON: " + err.Error()}
+	}
+	if env.V != Version {
+		return env, nil, &ProtocolError{Code: ErrBadVersion, Ref: env.ID,
+			Msg: fmt.Sprintf("protocol version %d is not supported; this server speaks %d", env.V, Version)}
+	}
+	p, ok := payloadFor(env.Type)
+	if !ok {
+		return env, nil, &ProtocolError{Code: ErrUnknownType, Ref: env.ID, Msg: fmt.Sprintf("unknown message type %q", env.Type)}
+	}
+	if p == nil {
+		return env, nil, nil
+	}
+	data := env.Data
+	if len(bytes.TrimSpace(data)) == 0 {
+		data = []byte("{}")
+	}
+	if err := json.Unmarshal(data, p); err != nil {
+		return env, nil, &ProtocolError{Code: ErrBadJSON, Ref: env.ID, Msg: env.Type + ": " + err.Error()}
+	}
+	if err := p.Validate(); err != nil {
+		return env, nil, &ProtocolError{Code: ErrInvalid, Ref: env.ID, Msg: env.Type + ": " + err.Error()}
+	}
+	return env, p, nil
+}
+
+// Encode builds one server→client frame. Payloads are our own structs, so a
+// marshalling failure is a programming error and panics loudly in tests.
+func Encode(typ, id string, data any) []byte {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		panic(fmt.Sprintf("protocol: encode %s: %v", typ, err))
+	}
+	b, err := json.Marshal(Envelope{V: Version, Type: typ, ID: id, Data: raw})
+	if err != nil {
+		panic(fmt.Sprintf("protocol: encode %s: %v", typ, err))
+	}
+	return b
+}

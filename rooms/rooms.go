@@ -1,0 +1,364 @@
+// Package rooms owns rooms, their members and presence, and the links that
+// let people in. It knows nothing of WebSockets: a connected member is a Peer,
+// an interface this package defines and signaling implements.
+package rooms
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"crisisroom/protocol"
+)
+
+// Frame is one encoded server→client message. Coalesce, when set, makes it
+// latest-wins: a queued frame with the same key is replaced rather than
+// queued behind (presence states, later map states). Frames without a key
+// must never be dropped: a peer that cannot take them is disconnected.
+type Frame struct {
+	Data     []byte
+	Coalesce string
+}
+
+// Peer is one live connection of a member. Send must not block: the room
+// calls it with its lock held, and one slow phone must never stall a room.
+type Peer interface {
+	Send(f Frame)
+	// Close ends the connection with a protocol close code.
+	Close(code int, reason string)
+}
+
+// Config of a Manager.
+type Config struct {
+	// Capacity is the largest mesh we allow: each member sends its video to
+	// every other, so uplink cost grows with the room.
+	Capacity int
+	// ResumeWindow is how long a member whose socket dropped keeps its seat.
+	ResumeWindow time.Duration
+	// ICEServers returns the ICE servers for one member (TURN credentials
+	// are per member and short-lived). May be nil.
+	ICEServers func(memberID string) []protocol.ICEServer
+	Now        func() time.Time
+}
+
+// Errors of Join and Resume.
+var (
+	ErrRoomFull    = errors.New("room is full")
+	ErrSessionGone = errors.New("session unknown or expired")
+	ErrUnknownPeer = errors.New("no such peer in this room")
+	ErrLeft        = errors.New("session has left")
+)
+
+// Manager holds the live rooms of this process.
+type Manager struct {
+	cfg   Config
+	store Store
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	rooms   map[string]*room
+	resumes map[string]*Member // hex(hash(resume token)) → member
+}
+
+// NewManager returns a Manager. Rooms are loaded lazily from the store.
+func NewManager(cfg Config, st Store, log *slog.Logger) *Manager {
+	if cfg.Capacity <= 0 {
+		cfg.Capacity = 6
+	}
+	if cfg.ResumeWindow <= 0 {
+		cfg.ResumeWindow = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Manager{cfg: cfg, store: st, log: log, rooms: map[string]*room{}, resumes: map[string]*Member{}}
+}
+
+type room struct {
+	name    string
+	members map[string]*Member
+}
+
+// Member is a seat in a room. Its peer is nil while its socket is away
+// (within the resume window).
+type Member struct {
+	ID   string
+	Name string
+	Role string
+	Room string
+
+	m          *Manager
+	resumeHash string
+	peer       Peer
+	state      protocol.PeerState
+	grace      *time.Timer
+	gone       bool
+}
+
+// Join checks a room link token and seats a new member. The returned
+// Joined is what the client gets back.
+//
+// The joined frame (echoing reqID) is sent to p here, under the room lock,
+// so that it precedes anything another member sends to the newcomer.
+func (m *Manager) Join(ctx context.Context, token, name, reqID string, p Peer) (*Member, protocol.Joined, error) {
+	link, err := m.store.LinkByHash(ctx, HashSecret(token))
+	if errors.Is(err, ErrNotFound) {
+		return nil, protocol.Joined{}, ErrTokenInvalid
+	}
+	if err != nil {
+		return nil, protocol.Joined{}, fmt.Errorf("look up link: %w", err)
+	}
+	if err := link.Check(KindRoom, m.cfg.Now()); err != nil {
+		return nil, protocol.Joined{}, err
+	}
+	if _, err := m.store.Room(ctx, link.Scope); err != nil {
+		return nil, protocol.Joined{}, fmt.Errorf("room %q: %w", link.Scope, err)
+	}
+	resume, resumeHash := NewSecret()
+	mem := &Member{ID: newID(), Name: name, Role: link.Role, Room: link.Scope, m: m,
+		resumeHash: hex.EncodeToString(resumeHash), peer: p,
+		state: protocol.PeerState{Audio: true, Video: true}}
+	mem.state.From = mem.ID
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.rooms[link.Scope]
+	if r == nil {
+		r = &room{name: link.Scope, members: map[string]*Member{}}
+		m.rooms[link.Scope] = r
+	}
+	if len(r.members) >= m.cfg.Capacity {
+		return nil, protocol.Joined{}, ErrRoomFull
+	}
+	joined := m.joinedLocked(r, mem, resume, false)
+	p.Send(Frame{Data: protocol.Encode(protocol.TypeJoined, reqID, joined)})
+	r.members[mem.ID] = mem
+	m.resumes[mem.resumeHash] = mem
+	r.broadcastLocked(mem.ID, Frame{Data: protocol.Encode(protocol.TypePeerJoined, "", mem.infoLocked())})
+	m.log.Info("member joined", "room", r.name, "member", mem.ID, "role", mem.Role, "size", len(r.members))
+	return mem, joined, nil
+}
+
+// Resume re-attaches a member whose socket dropped. Nobody else is told:
+// to them the member never left.
+func (m *Manager) Resume(token, reqID string, p Peer) (*Member, protocol.Joined, error) {
+	key := hex.EncodeToString(HashSecret(token))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mem := m.resumes[key]
+	if mem == nil || mem.gone {
+		return nil, protocol.Joined{}, ErrSessionGone
+	}
+	if mem.grace != nil {
+		mem.grace.Stop()
+		mem.grace = nil
+	}
+	if old := mem.peer; old != nil && old != p {
+		// The old socket is half-open (the network moved under it): this
+		// one is the client's current view of the world.
+		old.Close(protocol.CloseReplaced, "session resumed elsewhere")
+	}
+	// Rotate the resume token so a leaked one is good for one use only.
+	delete(m.resumes, key)
+	resume, h := NewSecret()
+	mem.resumeHash = hex.EncodeToString(h)
+	m.resumes[mem.resumeHash] = mem
+	mem.peer = p
+	r := m.rooms[mem.Room]
+	m.log.Info("member resumed", "room", mem.Room, "member", mem.ID)
+	joined := m.joinedLocked(r, mem, resume, true)
+	p.Send(Frame{Data: protocol.Encode(protocol.TypeJoined, reqID, joined)})
+	return mem, joined, nil
+}
+
+func (m *Manager) joinedLocked(r *room, mem *Member, resume string, resumed bool) protocol.Joined {
+	peers := make([]protocol.PeerInfo, 0, len(r.members))
+	for _, o := range r.members {
+		if o != mem {
+			peers = append(peers, o.infoLocked())
+		}
+	}
+	sort.Slice(peers, func(i, j int) bool { return peers[i].ID < peers[j].ID })
+	var ice []protocol.ICEServer
+	if m.cfg.ICEServers != nil {
+		ice = m.cfg.ICEServers(mem.ID)
+	}
+	if ice == nil {
+		ice = []protocol.ICEServer{}
+	}
+	return protocol.Joined{PeerID: mem.ID, ResumeToken: resume, Room: r.name, Capacity: m.cfg.Capacity,
+		Peers: peers, ICEServers: ice, Resumed: resumed, ResumeWindowMS: m.cfg.ResumeWindow.Milliseconds()}
+}
+
+func (mem *Member) infoLocked() protocol.PeerInfo {
+	return protocol.PeerInfo{ID: mem.ID, Name: mem.Name, Role: mem.Role, State: mem.state}
+}
+
+// Detach is called by the connection when its socket ends without a leave.
+// The seat is kept for the resume window; p guards against a late Detach
+// from a socket that was already replaced.
+func (mem *Member) Detach(p Peer) {
+	m := mem.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mem.gone || mem.peer != p {
+		return
+	}
+	mem.peer = nil
+	mem.grace = time.AfterFunc(m.cfg.ResumeWindow, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if mem.peer == nil && !mem.gone {
+			m.log.Info("resume window ended", "room", mem.Room, "member", mem.ID)
+			m.removeLocked(mem)
+		}
+	})
+}
+
+// Leave removes the member at once and tells the others.
+func (mem *Member) Leave() {
+	m := mem.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.removeLocked(mem)
+}
+
+func (m *Manager) removeLocked(mem *Member) {
+	if mem.gone {
+		return
+	}
+	mem.gone = true
+	if mem.grace != nil {
+		mem.grace.Stop()
+	}
+	delete(m.resumes, mem.resumeHash)
+	r := m.rooms[mem.Room]
+	if r == nil {
+		return
+	}
+	delete(r.members, mem.ID)
+	r.broadcastLocked(mem.ID, Frame{Data: protocol.Encode(protocol.TypePeerLeft, "", protocol.PeerLeft{ID: mem.ID})})
+	m.log.Info("member left", "room", r.name, "member", mem.ID, "size", len(r.members))
+}
+
+// Relay sends f to one other member of the same room. A member away within
+// its resume window silently misses it: on resume it renegotiates (ICE
+// restart) with everyone, so nothing depends on the lost frame.
+func (mem *Member) Relay(to string, f Frame) error {
+	m := mem.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mem.gone {
+		return ErrLeft
+	}
+	r := m.rooms[mem.Room]
+	dst := r.members[to]
+	if dst == nil || dst == mem {
+		return ErrUnknownPeer
+	}
+	if dst.peer != nil {
+		dst.peer.Send(f)
+	}
+	return nil
+}
+
+// Broadcast sends f to every other member of the room.
+func (mem *Member) Broadcast(f Frame) error {
+	m := mem.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mem.gone {
+		return ErrLeft
+	}
+	m.rooms[mem.Room].broadcastLocked(mem.ID, f)
+	return nil
+}
+
+// SetState records the member's presence state and shows it to the others;
+// it is latest-wins in their queues.
+func (mem *Member) SetState(s protocol.PeerState) error {
+	m := mem.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mem.gone {
+		return ErrLeft
+	}
+	s.From = mem.ID
+	mem.state = s
+	m.rooms[mem.Room].broadcastLocked(mem.ID, Frame{
+		Data:     protocol.Encode(protocol.TypeState, "", s),
+		Coalesce: "state:" + mem.ID,
+	})
+	return nil
+}
+
+func (r *room) broadcastLocked(except string, f Frame) {
+	for id, o := range r.members {
+		if id != except && o.peer != nil {
+			o.peer.Send(f)
+		}
+	}
+}
+
+// Members returns the room's current members (for the admin view and tests).
+func (m *Manager) Members(roomName string) []protocol.PeerInfo {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.rooms[roomName]
+	if r == nil {
+		return nil
+	}
+	out := make([]protocol.PeerInfo, 0, len(r.members))
+	for _, o := range r.members {
+		out = append(out, o.infoLocked())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Shutdown closes every live peer with a reconnect code, so that clients
+// come back (to this instance after a restart, or another one) and resume.
+func (m *Manager) Shutdown() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.rooms {
+		for _, o := range r.members {
+			if o.grace != nil {
+				o.grace.Stop()
+			}
+			if o.peer != nil {
+				o.peer.Close(protocol.CloseShutdown, "server restarting")
+			}
+		}
+	}
+}
+
+// CreateLink mints a room link and returns its plain secret: the only time it
+// is ever visible.
+func CreateLink(ctx context.Context, st Store, roomName, role, label string, ttl time.Duration, now time.Time) (string, Link, error) {
+	if ttl <= 0 {
+		return "", Link{}, errors.New("a link needs a positive lifetime")
+	}
+	if _, err := st.Room(ctx, roomName); err != nil {
+		return "", Link{}, fmt.Errorf("room %q: %w", roomName, err)
+	}
+	plain, hash := NewSecret()
+	l := Link{ID: newID(), Hash: hash, Kind: KindRoom, Scope: roomName, Role: role, Label: label,
+		CreatedAt: now.UTC(), ExpiresAt: now.Add(ttl).UTC()}
+	if err := st.CreateLink(ctx, l); err != nil {
+		return "", Link{}, err
+	}
+	return plain, l, nil
+}
+
+func newID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,267 @@
+// Package signaling is the WebSocket endpoint: it owns the sockets, decodes
+// the protocol and hands room operations to rooms. It is the only package
+// that imports gorilla/websocket.
+package signaling
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"crisisroom/protocol"
+	"crisisroom/rooms"
+)
+
+// Config of the endpoint. Zero values take the defaults of withDefaults.
+type Config struct {
+	// AllowedOrigins are extra Origins (scheme://host[:port]) accepted
+	// besides the request's own host and the public URL's.
+	AllowedOrigins []string
+	PublicURL      string
+	SendQueue      int           // frames queued per socket before a slow one is dropped
+	WriteTimeout   time.Duration // per write
+	PingInterval   time.Duration // server pings; a pong must come within PongWait
+	PongWait       time.Duration
+	// MsgRate/MsgBurst bound what one socket may send. Over it messages are
+	// refused with rate_limited; MaxViolations refusals or protocol errors
+	// close the socket.
+	MsgRate       rate.Limit
+	MsgBurst      int
+	MaxViolations int
+	Metrics       *Metrics
+}
+
+func (c Config) withDefaults() Config {
+	if c.SendQueue <= 0 {
+		c.SendQueue = 256
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 15 * time.Second
+	}
+	if c.PongWait <= 0 {
+		c.PongWait = 2*c.PingInterval + 5*time.Second
+	}
+	if c.MsgRate <= 0 {
+		c.MsgRate = 50
+	}
+	if c.MsgBurst <= 0 {
+		c.MsgBurst = 200 // a join trickles tens of candidates per peer at once
+	}
+	if c.MaxViolations <= 0 {
+		c.MaxViolations = 50
+	}
+	if c.Metrics == nil {
+		c.Metrics = &Metrics{}
+	}
+	return c
+}
+
+// Metrics are the endpoint's counters.
+type Metrics struct {
+	connections atomic.Int64
+	messagesIn  atomic.Int64
+	messagesOut atomic.Int64
+	slowDropped atomic.Int64
+}
+
+// Snapshot returns the counters' current values.
+func (m *Metrics) Snapshot() map[string]int64 {
+	return map[string]int64{"connections": m.connections.Load(), "messages_in": m.messagesIn.Load(),
+		"messages_out": m.messagesOut.Load(), "slow_dropped": m.slowDropped.Load()}
+}
+
+// Server serves /ws.
+type Server struct {
+	cfg   Config
+	rooms *rooms.Manager
+	log   *slog.Logger
+	up    websocket.Upgrader
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	closing  bool
+	wg       sync.WaitGroup
+}
+
+// New returns a Server.
+func New(cfg Config, rm *rooms.Manager, log *slog.Logger) *Server {
+	s := &Server{cfg: cfg.withDefaults(), rooms: rm, log: log, conns: map[*conn]struct{}{}}
+	s.up = websocket.Upgrader{
+		ReadBufferSize:  4096,
+		WriteBufferSize: 4096,
+		CheckOrigin:     s.checkOrigin,
+		// Handshake errors are answered with a plain status by gorilla.
+	}
+	return s
+}
+
+// checkOrigin accepts clients with no Origin (native and test clients, who
+// still need a token), the page's own origin, the public URL's, and the
+// configured ones. A page on another site cannot open a socket with the
+// user's ambient credentials.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	if s.cfg.PublicURL != "" {
+		if pu, err := url.Parse(s.cfg.PublicURL); err == nil && strings.EqualFold(pu.Host, u.Host) && pu.Scheme == u.Scheme {
+			return true
+		}
+	}
+	for _, o := range s.cfg.AllowedOrigins {
+		if strings.EqualFold(strings.TrimRight(o, "/"), u.Scheme+"://"+u.Host) {
+			return true
+		}
+	}
+	s.log.Warn("websocket origin refused", "origin", origin, "host", r.Host)
+	return false
+}
+
+// ServeHTTP upgrades and runs one connection until it ends.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ws, err := s.up.Upgrade(w, r, nil)
+	if err != nil {
+		return // gorilla has answered with the reason
+	}
+	c := newConn(ws, &s.cfg)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		c.Close(protocol.CloseShutdown, "server restarting")
+		c.writeLoop()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.cfg.Metrics.connections.Add(1)
+	defer func() {
+		s.cfg.Metrics.connections.Add(-1)
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+
+	go c.writeLoop()
+	sess := &session{s: s, c: c, limiter: rate.NewLimiter(s.cfg.MsgRate, s.cfg.MsgBurst), remote: r.RemoteAddr}
+	sess.readLoop(r.Context())
+}
+
+// Shutdown tells every client to reconnect (to this instance once it is
+// back, or to another) and waits for the sockets to close, or ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.conns {
+		c.Close(protocol.CloseShutdown, "server restarting")
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// session is the reader side of one connection and its room membership.
+type session struct {
+	s          *Server
+	c          *conn
+	limiter    *rate.Limiter
+	remote     string
+	member     *rooms.Member
+	violations int
+}
+
+func (ss *session) readLoop(ctx context.Context) {
+	c := ss.c
+	defer c.stop(0, "reader ended")
+	c.ws.SetReadLimit(protocol.MaxMessageBytes)
+	_ = c.ws.SetReadDeadline(time.Now().Add(ss.s.cfg.PongWait))
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(ss.s.cfg.PongWait))
+	})
+	for {
+		kind, frame, err := c.ws.ReadMessage()
+		if err != nil {
+			ss.ended(err)
+			return
+		}
+		// Any traffic proves the peer alive (a phone may delay pongs).
+		_ = c.ws.SetReadDeadline(time.Now().Add(ss.s.cfg.PongWait))
+		ss.s.cfg.Metrics.messagesIn.Add(1)
+		if kind != websocket.TextMessage {
+			ss.fail(&protocol.ProtocolError{Code: protocol.ErrInvalid, Msg: "binary frames are not part of the protocol"})
+			continue
+		}
+		if !ss.limiter.Allow() {
+			ss.fail(&protocol.ProtocolError{Code: protocol.ErrRateLimited, Msg: "too many messages; slow down"})
+			continue
+		}
+		env, payload, err := protocol.Decode(frame)
+		if err != nil {
+			var pe *protocol.ProtocolError
+			errors.As(err, &pe)
+			ss.fail(pe)
+			if pe.Code == protocol.ErrBadVersion {
+				c.Close(protocol.CloseBadVersion, pe.Msg)
+			}
+			continue
+		}
+		ss.handle(ctx, env, payload)
+	}
+}
+
+// ended decides what a dropped socket means for the member: a reconnectable
+// end keeps the seat for the resume window, anything final frees it.
+func (ss *session) ended(err error) {
+	if ss.member == nil {
+		return
+	}
+	code, _ := ss.c.closeCode()
+	switch {
+	case code == protocol.CloseLeft || code == protocol.CloseReplaced:
+		// Leave already done, or the seat moved to another socket.
+	case code >= 4500:
+		ss.member.Leave()
+	default:
+		ss.member.Detach(ss.c)
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) && ce.Code == websocket.CloseMessageTooBig {
+		ss.s.log.Info("socket closed: message too big", "remote", ss.remote)
+	}
+}
+
+// fail answers one bad message and closes the socket after too many.
+func (ss *session) fail(pe *protocol.ProtocolError) {
+	ss.c.Send(rooms.Frame{Data: protocol.Encode(protocol.TypeError, pe.Ref, protocol.Error{Code: pe.Code, Message: pe.Msg, Ref: pe.Ref})})
+	ss.violations++
+	if ss.violations >= ss.s.cfg.MaxViolations {
+		ss.c.Close(protocol.CloseProtocol, "too many invalid or excess messages")
+	}
+}
