@@ -59,19 +59,19 @@ const (
 // Error codes carried in Error.Code. They are stable strings: the UI maps
 // them to French/English text, tests assert on them.
 const (
-	ErrBadJSON      = "bad_json"
-	ErrBadVersion   = "bad_version"
-	ErrUnknownType  = "unknown_type"
-	ErrInvalid      = "invalid"
-	ErrNotJoined    = "not_joined"
+	ErrBadJSON       = "bad_json"
+	ErrBadVersion    = "bad_version"
+	ErrUnknownType   = "unknown_type"
+	ErrInvalid       = "invalid"
+	ErrNotJoined     = "not_joined"
 	ErrAlreadyJoined = "already_joined"
-	ErrBadToken     = "bad_token"
-	ErrTokenExpired = "token_expired"
-	ErrRoomFull     = "room_full"
-	ErrUnknownPeer  = "unknown_peer"
-	ErrRateLimited  = "rate_limited"
-	ErrResumeFailed = "resume_failed"
-	ErrInternal     = "internal"
+	ErrBadToken      = "bad_token"
+	ErrTokenExpired  = "token_expired"
+	ErrRoomFull      = "room_full"
+	ErrUnknownPeer   = "unknown_peer"
+	ErrRateLimited   = "rate_limited"
+	ErrResumeFailed  = "resume_failed"
+	ErrInternal      = "internal"
 )
 
 // Close codes. 4000–4499: the client should reconnect (with its resume token

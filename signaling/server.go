@@ -89,10 +89,10 @@ type Server struct {
 	log   *slog.Logger
 	up    websocket.Upgrader
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	closing  bool
-	wg       sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	closing bool
+	wg      sync.WaitGroup
 }
 
 // New returns a Server.
