@@ -69,6 +69,38 @@ var migrations = []string{
 		expires_at INTEGER NOT NULL,
 		revoked_at INTEGER NOT NULL DEFAULT 0
 	);`,
+	`CREATE TABLE declarations (
+		id TEXT PRIMARY KEY,
+		commune TEXT NOT NULL,
+		day TEXT NOT NULL,
+		place TEXT NOT NULL,
+		count INTEGER NOT NULL,
+		note TEXT NOT NULL,
+		idem_key TEXT NOT NULL,
+		declarant TEXT NOT NULL,
+		declarant_label TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		revision INTEGER NOT NULL,
+		UNIQUE (declarant, idem_key)
+	);
+	CREATE INDEX declarations_commune ON declarations(commune, created_at);
+	CREATE TABLE declaration_revisions (
+		declaration_id TEXT NOT NULL REFERENCES declarations(id),
+		revision INTEGER NOT NULL,
+		day TEXT NOT NULL,
+		place TEXT NOT NULL,
+		count INTEGER NOT NULL,
+		note TEXT NOT NULL,
+		reason TEXT NOT NULL,
+		actor TEXT NOT NULL,
+		actor_label TEXT NOT NULL,
+		at INTEGER NOT NULL,
+		PRIMARY KEY (declaration_id, revision)
+	);
+	CREATE TABLE commune_versions (
+		commune TEXT PRIMARY KEY,
+		version INTEGER NOT NULL
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

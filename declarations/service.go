@@ -1,0 +1,366 @@
+package declarations
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Publisher is the part of the bus the service needs.
+type Publisher interface {
+	Publish(ctx context.Context, topic string, msg []byte) error
+}
+
+// Bus topics.
+const (
+	TopicCommuneState = "declarations.commune"
+	TopicAlert        = "declarations.alert"
+)
+
+// Config of a Service.
+type Config struct {
+	Rules      Rules
+	Alerts     AlertRule
+	Population func(code string) int
+	// Communes lists every commune code of the territory (for totals and
+	// the "not declared yet" list).
+	Communes []string
+	// MaxBatch bounds one group commit.
+	MaxBatch int
+}
+
+// Service takes declarations and amendments, commits them in groups and
+// keeps the aggregates in memory.
+type Service struct {
+	cfg   Config
+	store Store
+	pub   Publisher
+	log   *slog.Logger
+
+	reqs chan *pending
+	stop chan struct{}
+	done chan struct{}
+
+	mu       sync.RWMutex
+	cells    map[string]map[string]*[4]int // commune → date → counts by place index
+	versions map[string]int64
+	levels   map[string]Level // last published level per commune ("" = département)
+	events   []AlertEvent
+}
+
+type pending struct {
+	op  Op
+	res chan OpResult
+}
+
+// New loads the aggregates from the store and starts the committer.
+func New(ctx context.Context, cfg Config, st Store, pub Publisher, log *slog.Logger) (*Service, error) {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 512
+	}
+	if cfg.Rules.Location == nil {
+		cfg.Rules.Location = time.UTC
+	}
+	if cfg.Rules.Now == nil {
+		cfg.Rules.Now = time.Now
+	}
+	if cfg.Rules.MaxCount <= 0 {
+		cfg.Rules.MaxCount = 200
+	}
+	cfg.Alerts = cfg.Alerts.withDefaults()
+	s := &Service{cfg: cfg, store: st, pub: pub, log: log,
+		reqs: make(chan *pending, 4*cfg.MaxBatch), stop: make(chan struct{}), done: make(chan struct{}),
+		cells: map[string]map[string]*[4]int{}, levels: map[string]Level{}}
+	cells, versions, err := st.Counts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load aggregates: %w", err)
+	}
+	for _, c := range cells {
+		s.addLocked(c.Commune, c.Date, c.Place, c.Count)
+	}
+	s.versions = versions
+	for _, code := range cfg.Communes {
+		s.levels[code] = s.levelLocked(code)
+	}
+	s.levels[""] = s.levelLocked("")
+	go s.run()
+	return s, nil
+}
+
+// Close stops the committer after the batch in flight; waiting callers
+// get ErrClosed (nothing of theirs was acknowledged).
+func (s *Service) Close() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.done
+}
+
+// Rules returns the validation rules (for the form's limits).
+func (s *Service) Rules() Rules { return s.cfg.Rules }
+
+// Declare validates and durably stores one declaration. created is false
+// when the same (declarant, idempotency key) was stored before: the
+// original is returned and nothing is counted twice.
+func (s *Service) Declare(ctx context.Context, actor Actor, in Input) (d Declaration, created bool, err error) {
+	if err := s.cfg.Rules.Validate(in); err != nil {
+		return d, false, err
+	}
+	if !actor.Operator && actor.Commune != in.Commune {
+		return d, false, ErrForbidden
+	}
+	d = Declaration{ID: newID(), Commune: in.Commune, Date: in.Date, Place: in.Place, Count: in.Count, Note: in.Note,
+		IdempotencyKey: in.IdempotencyKey, Declarant: actor.ID, DeclarantLabel: actor.Label,
+		CreatedAt: s.cfg.Rules.Now().UTC().Truncate(time.Millisecond), Revision: 1}
+	r, err := s.submit(ctx, Op{Insert: &d})
+	if err != nil {
+		return Declaration{}, false, err
+	}
+	return r.Decl, !r.Existed, r.Err
+}
+
+// Amend corrects a declaration; the store keeps the previous values in the
+// audit trail.
+func (s *Service) Amend(ctx context.Context, actor Actor, id string, a Amendment) (Declaration, error) {
+	if err := s.cfg.Rules.ValidateAmendment(a); err != nil {
+		return Declaration{}, err
+	}
+	r, err := s.submit(ctx, Op{Amend: &AmendOp{ID: id, Actor: actor, Amendment: a, At: s.cfg.Rules.Now().UTC().Truncate(time.Millisecond)}})
+	if err != nil {
+		return Declaration{}, err
+	}
+	return r.Decl, r.Err
+}
+
+// CanAmend is the amendment rule every store applies inside its
+// transaction: operators amend anything, declarants their commune's.
+func CanAmend(a Actor, d Declaration) bool { return a.Operator || (a.Commune != "" && a.Commune == d.Commune) }
+
+// ApplyAmendment returns d with a's changes and the next revision number.
+func ApplyAmendment(d Declaration, a Amendment) Declaration {
+	if a.Date != nil {
+		d.Date = *a.Date
+	}
+	if a.Place != nil {
+		d.Place = *a.Place
+	}
+	if a.Count != nil {
+		d.Count = *a.Count
+	}
+	if a.Note != nil {
+		d.Note = *a.Note
+	}
+	d.Revision++
+	return d
+}
+
+func (s *Service) submit(ctx context.Context, op Op) (OpResult, error) {
+	p := &pending{op: op, res: make(chan OpResult, 1)}
+	select {
+	case s.reqs <- p:
+	case <-s.stop:
+		return OpResult{}, ErrClosed
+	case <-ctx.Done():
+		return OpResult{}, ctx.Err()
+	}
+	// Once queued we wait for the commit even if ctx ends: the caller may
+	// retry with the same key and must then find the same result.
+	r := <-p.res
+	return r, nil
+}
+
+// run is the group committer: it takes every request waiting, commits them
+// in one transaction (one fsync), then answers them all. Under load the
+// batch grows by itself; alone, a request waits for nothing.
+func (s *Service) run() {
+	defer close(s.done)
+	for {
+		var batch []*pending
+		select {
+		case p := <-s.reqs:
+			batch = append(batch, p)
+		case <-s.stop:
+			s.failQueued()
+			return
+		}
+	fill:
+		for len(batch) < s.cfg.MaxBatch {
+			select {
+			case p := <-s.reqs:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *Service) failQueued() {
+	for {
+		select {
+		case p := <-s.reqs:
+			p.res <- OpResult{Err: ErrClosed}
+		default:
+			return
+		}
+	}
+}
+
+func (s *Service) commit(batch []*pending) {
+	ops := make([]Op, len(batch))
+	for i, p := range batch {
+		ops[i] = p.op
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := s.store.Apply(ctx, ops)
+	if err != nil {
+		s.log.Error("declarations commit failed", "ops", len(ops), "err", err)
+		for _, p := range batch {
+			p.res <- OpResult{Err: fmt.Errorf("%w: %v", ErrUnavailable, err)}
+		}
+		return
+	}
+	changed := s.absorb(ops, res)
+	s.publish(ctx, changed)
+	for i, p := range batch {
+		p.res <- res[i]
+	}
+}
+
+// ErrUnavailable wraps store failures: nothing was stored, retry later.
+var ErrUnavailable = fmt.Errorf("declarations store unavailable")
+
+// absorb folds committed results into the in-memory aggregates and returns
+// the communes whose state changed.
+func (s *Service) absorb(ops []Op, res []OpResult) map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	changed := map[string]bool{}
+	for i, r := range res {
+		if r.Err != nil || r.Existed {
+			continue
+		}
+		d := r.Decl
+		if ops[i].Amend != nil && r.Previous != nil {
+			p := r.Previous
+			s.addLocked(p.Commune, p.Date, p.Place, -p.Count)
+		}
+		s.addLocked(d.Commune, d.Date, d.Place, d.Count)
+		if r.Version > s.versions[d.Commune] {
+			s.versions[d.Commune] = r.Version
+		}
+		changed[d.Commune] = true
+	}
+	return changed
+}
+
+func (s *Service) addLocked(commune, date, place string, n int) {
+	idx := placeIndex(place)
+	if idx < 0 {
+		return
+	}
+	days := s.cells[commune]
+	if days == nil {
+		days = map[string]*[4]int{}
+		s.cells[commune] = days
+	}
+	c := days[date]
+	if c == nil {
+		c = &[4]int{}
+		days[date] = c
+	}
+	c[idx] += n
+}
+
+func placeIndex(p string) int {
+	for i, q := range Places {
+		if string(q) == p {
+			return i
+		}
+	}
+	return -1
+}
+
+// publish sends each changed commune's full state (never an increment) and
+// any level change. The bus is at-most-once; subscribers that miss one
+// recover from a snapshot by version.
+func (s *Service) publish(ctx context.Context, changed map[string]bool) {
+	if len(changed) == 0 {
+		return
+	}
+	codes := make([]string, 0, len(changed))
+	for c := range changed {
+		codes = append(codes, c)
+	}
+	sort.Strings(codes)
+	var events []AlertEvent
+	var states []CommuneState
+	s.mu.Lock()
+	for _, code := range codes {
+		states = append(states, s.stateLocked(code))
+	}
+	for _, code := range append(codes, "") {
+		lvl := s.levelLocked(code)
+		if old := s.levels[code]; old != lvl {
+			ev := AlertEvent{Commune: code, From: old, To: lvl, At: s.cfg.Rules.Now().UTC()}
+			s.levels[code] = lvl
+			s.events = append(s.events, ev)
+			events = append(events, ev)
+		}
+	}
+	s.mu.Unlock()
+	if s.pub == nil {
+		return
+	}
+	for _, st := range states {
+		b, _ := json.Marshal(st)
+		if err := s.pub.Publish(ctx, TopicCommuneState, b); err != nil {
+			s.log.Warn("publish commune state", "commune", st.Code, "err", err)
+		}
+	}
+	for _, ev := range events {
+		b, _ := json.Marshal(ev)
+		if err := s.pub.Publish(ctx, TopicAlert, b); err != nil {
+			s.log.Warn("publish alert", "commune", ev.Commune, "err", err)
+		}
+		s.log.Info("alert level changed", "commune", ev.Commune, "from", ev.From.Name(), "to", ev.To.Name())
+	}
+}
+
+// History returns one commune's declarations (the declarant's own view).
+func (s *Service) History(ctx context.Context, commune string) ([]Declaration, error) {
+	return s.store.Declarations(ctx, commune)
+}
+
+// Get returns one declaration with its audit trail.
+func (s *Service) Get(ctx context.Context, id string) (Declaration, []Revision, error) {
+	d, err := s.store.Declaration(ctx, id)
+	if err != nil {
+		return d, nil, err
+	}
+	revs, err := s.store.Revisions(ctx, id)
+	return d, revs, err
+}
+
+// AlertEvents returns the level changes seen since start.
+func (s *Service) AlertEvents() []AlertEvent {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return append([]AlertEvent(nil), s.events...)
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
