@@ -142,7 +142,9 @@ func (s *Service) Amend(ctx context.Context, actor Actor, id string, a Amendment
 
 // CanAmend is the amendment rule every store applies inside its
 // transaction: operators amend anything, declarants their commune's.
-func CanAmend(a Actor, d Declaration) bool { return a.Operator || (a.Commune != "" && a.Commune == d.Commune) }
+func CanAmend(a Actor, d Declaration) bool {
+	return a.Operator || (a.Commune != "" && a.Commune == d.Commune)
+}
 
 // ApplyAmendment returns d with a's changes and the next revision number.
 func ApplyAmendment(d Declaration, a Amendment) Declaration {
