@@ -15,10 +15,12 @@ import (
 
 	"crisisroom/bus"
 	"crisisroom/bus/memory"
+	"crisisroom/declarations"
 	"crisisroom/protocol"
 	"crisisroom/rooms"
 	"crisisroom/signaling"
 	"crisisroom/store/sqlite"
+	"crisisroom/territory"
 )
 
 // MainRoom is the standing room created at first start.
@@ -57,6 +59,10 @@ type App struct {
 	sig   *signaling.Server
 	turn  *turnRuntime
 	start time.Time
+
+	// Territory and Decl are nil when no territory is configured.
+	Territory *territory.Territory
+	Decl      *declarations.Service
 }
 
 // New builds the server on opened back ends.
@@ -82,6 +88,10 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 		PublicURL:      cfg.PublicURL,
 		AllowedOrigins: cfg.AllowedOrigins,
 	}, a.Rooms, log.With("component", "signaling"))
+	if err := a.setupDeclarations(ctx); err != nil {
+		a.turn.close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -124,6 +134,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.Rooms.Shutdown()
 	err := a.sig.Shutdown(ctx)
 	a.turn.close()
+	if a.Decl != nil {
+		a.Decl.Close() // after the batch in flight; nothing acknowledged is lost
+	}
 	return err
 }
 

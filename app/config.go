@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"crisisroom/declarations"
 )
 
 // Config is every setting of `crisisroom serve`. Each field has a flag and a
@@ -41,6 +43,16 @@ type Config struct {
 	TURNCredTTL    time.Duration
 	TURNMaxAllocs  int
 	TURNAllowPeers []string // CIDRs the relay may reach although private/loopback
+
+	// Declarations.
+	Territory    string // boundaries GeoJSON file or URL; empty = declarations off
+	CommunesCSV  string // optional commune list with population and merges
+	EventStart   string // first day a declaration may name (YYYY-MM-DD)
+	Timezone     string // the territory's time zone: what "today" means
+	MaxCount     int    // largest count one declaration may carry
+	AlertRates   []string
+	AlertPeakK   float64
+	AlertMinWeek int
 }
 
 // DefaultConfig is what `serve` with no flags runs.
@@ -56,6 +68,11 @@ func DefaultConfig() Config {
 		TURNRealm:     "crisisroom",
 		TURNCredTTL:   10 * time.Minute,
 		TURNMaxAllocs: 10,
+		Timezone:      "Europe/Paris",
+		MaxCount:      200,
+		AlertRates:    []string{"30", "45", "60"},
+		AlertPeakK:    3,
+		AlertMinWeek:  3,
 	}
 }
 
@@ -133,6 +150,21 @@ func (c *Config) Bind(fs *flag.FlagSet) func() error {
 	dur(&c.TURNCredTTL, "turn-credential-ttl", "TURN_CREDENTIAL_TTL", "lifetime of per-participant TURN credentials")
 	integer(&c.TURNMaxAllocs, "turn-max-allocations", "TURN_MAX_ALLOCATIONS", "TURN allocations allowed per participant")
 	list(&c.TURNAllowPeers, "turn-allow-peers", "TURN_ALLOW_PEERS", "CIDRs the TURN relay may reach although loopback/private")
+	str(&c.Territory, "territory", "TERRITORY", "commune boundaries: GeoJSON file or URL (declarations are off without it)")
+	str(&c.CommunesCSV, "communes", "COMMUNES", "commune list CSV (population, merges): file or URL")
+	str(&c.EventStart, "event-start", "EVENT_START", "first day declarations may name, YYYY-MM-DD")
+	str(&c.Timezone, "timezone", "TIMEZONE", "time zone of the territory")
+	integer(&c.MaxCount, "max-count", "MAX_COUNT", "largest count one declaration may carry")
+	list(&c.AlertRates, "alert-rates", "ALERT_RATES", "7-day deaths per 100,000 for vigilance, alerte, crise")
+	if v, ok := env("ALERT_PEAK_K"); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			envErrs = append(envErrs, fmt.Sprintf("CRISISROOM_ALERT_PEAK_K=%q: not a number", v))
+		}
+		c.AlertPeakK = f
+	}
+	fs.Float64Var(&c.AlertPeakK, "alert-peak-k", c.AlertPeakK, "peak rule: today above mean + k·sd of the 14 previous days (env CRISISROOM_ALERT_PEAK_K)")
+	integer(&c.AlertMinWeek, "alert-min-week", "ALERT_MIN_WEEK", "7-day count below which the rate rule does not apply")
 	return func() error {
 		if len(envErrs) > 0 {
 			return fmt.Errorf("configuration: %s", strings.Join(envErrs, "; "))
@@ -154,6 +186,20 @@ func (c *Config) Validate() error {
 	}
 	if c.TURNListenTLS != "" && c.TURNTLSCert == "" {
 		return fmt.Errorf("turn-tls %s needs turn-tls-cert and turn-tls-key", c.TURNListenTLS)
+	}
+	if _, err := time.LoadLocation(c.Timezone); err != nil {
+		return fmt.Errorf("timezone %q: %v", c.Timezone, err)
+	}
+	if c.EventStart != "" {
+		if _, err := time.Parse("2006-01-02", c.EventStart); err != nil {
+			return fmt.Errorf("event-start %q: use YYYY-MM-DD", c.EventStart)
+		}
+	}
+	if c.MaxCount < 1 || c.MaxCount > 100000 {
+		return fmt.Errorf("max-count %d: between 1 and 100000", c.MaxCount)
+	}
+	if _, err := c.alertRule(); err != nil {
+		return err
 	}
 	if c.TURNCredTTL < time.Minute || c.TURNCredTTL > 24*time.Hour {
 		return fmt.Errorf("turn-credential-ttl %s: between 1m and 24h", c.TURNCredTTL)
@@ -181,4 +227,24 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// alertRule turns the alert settings into the declarations rule.
+func (c *Config) alertRule() (declarations.AlertRule, error) {
+	var r declarations.AlertRule
+	if len(c.AlertRates) != 3 {
+		return r, fmt.Errorf("alert-rates: three increasing numbers, e.g. 30,45,60")
+	}
+	for i, s := range c.AlertRates {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || f <= 0 || (i > 0 && f <= r.RateThresholds[i-1]) {
+			return r, fmt.Errorf("alert-rates %v: three increasing positive numbers", c.AlertRates)
+		}
+		r.RateThresholds[i] = f
+	}
+	if c.AlertPeakK <= 0 {
+		return r, fmt.Errorf("alert-peak-k %v: positive", c.AlertPeakK)
+	}
+	r.PeakK, r.MinCount7 = c.AlertPeakK, c.AlertMinWeek
+	return r, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
+	"crisisroom/declarations"
 	"crisisroom/static"
 )
 
@@ -19,6 +20,17 @@ func (a *App) routes() http.Handler {
 	r.Get("/healthz", a.healthz)
 	r.Get("/readyz", a.readyz)
 	r.Get("/ws", a.sig.ServeHTTP)
+	r.Route("/api/v1", func(r chi.Router) {
+		if a.Decl == nil {
+			r.HandleFunc("/*", func(w http.ResponseWriter, _ *http.Request) {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no_territory",
+					"message": "declarations are off: start the server with --territory (and --communes)"})
+			})
+			return
+		}
+		api := &declarations.API{Svc: a.Decl, Auth: a.actor, Name: a.communeName}
+		api.Mount(r)
+	})
 
 	files, _ := fs.Sub(static.Files, ".")
 	fileServer := http.FileServerFS(files)

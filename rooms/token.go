@@ -79,3 +79,6 @@ func (l Link) Check(kind string, now time.Time) error {
 	}
 	return nil
 }
+
+// NewID returns a random identifier for links and members (not a secret).
+func NewID() string { return newID() }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"flag"
 	"fmt"
 	"io"
@@ -11,37 +12,48 @@ import (
 	"crisisroom/rooms"
 )
 
-// links room NAME: print a fresh invite link (the secret is shown once).
+// parseInterspersed parses flags that may come after positional arguments
+// (`links communes 56121 56003 --format csv`), which package flag alone
+// does not allow.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+const linksUsage = `usage:
+  crisisroom links room NAME [--role participant|host] [--ttl 720h] [--data DIR]
+  crisisroom links communes [--all | CODE...] [--format csv|text] [--ttl 2160h] --territory FILE [--communes CSV] [--data DIR]`
+
+// links prints fresh links; their secrets are shown this once.
 func links(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "room" {
-		return fmt.Errorf("usage: crisisroom links room NAME [--data DIR] [--role participant|host] [--ttl 720h]")
+	if len(args) == 0 || (args[0] != "room" && args[0] != "communes") {
+		return fmt.Errorf("%s", linksUsage)
 	}
-	args = args[1:]
-	var name string
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		name, args = args[0], args[1:]
-	}
+	kind := args[0]
 	cfg := app.DefaultConfig()
-	fs := flag.NewFlagSet("links room", flag.ContinueOnError)
+	fs := flag.NewFlagSet("links "+kind, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	envErr := cfg.Bind(fs)
-	role := fs.String("role", rooms.RoleParticipant, "role the link grants: participant or host")
-	ttl := fs.Duration("ttl", 30*24*time.Hour, "lifetime of the link (required to be positive)")
-	label := fs.String("label", "", "a note on who the link is for")
-	if err := fs.Parse(args); err != nil {
+	role := fs.String("role", rooms.RoleParticipant, "room links: role granted, participant or host")
+	label := fs.String("label", "", "room links: a note on who the link is for")
+	ttl := fs.Duration("ttl", 0, "lifetime of the link (default 720h for rooms, 2160h for communes)")
+	all := fs.Bool("all", false, "commune links: one per commune of the territory")
+	format := fs.String("format", "text", "commune links: csv (code;nom;url;token) or text")
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
 		return err
 	}
 	if err := envErr(); err != nil {
 		return err
-	}
-	if name == "" && fs.NArg() > 0 {
-		name = fs.Arg(0)
-	}
-	if name == "" {
-		return fmt.Errorf("links room: which room? e.g. `crisisroom links room main`")
-	}
-	if *role != rooms.RoleParticipant && *role != rooms.RoleHost {
-		return fmt.Errorf("--role %q: participant or host", *role)
 	}
 	be, err := app.OpenBackends(ctx, cfg)
 	if err != nil {
@@ -52,13 +64,52 @@ func links(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer a.Shutdown(context.Background())
 	if _, _, err := a.Bootstrap(ctx); err != nil {
 		return err
 	}
-	u, err := a.NewRoomLink(ctx, name, *role, *label, *ttl)
+	if kind == "room" {
+		if len(pos) != 1 {
+			return fmt.Errorf("links room: name one room, e.g. `crisisroom links room main`")
+		}
+		if *role != rooms.RoleParticipant && *role != rooms.RoleHost {
+			return fmt.Errorf("--role %q: participant or host", *role)
+		}
+		if *ttl == 0 {
+			*ttl = 30 * 24 * time.Hour
+		}
+		u, err := a.NewRoomLink(ctx, pos[0], *role, *label, *ttl)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, u)
+		return nil
+	}
+	if *all == (len(pos) > 0) {
+		return fmt.Errorf("links communes: give either --all or commune codes")
+	}
+	if *format != "csv" && *format != "text" {
+		return fmt.Errorf("--format %q: csv or text", *format)
+	}
+	if *ttl == 0 {
+		*ttl = 90 * 24 * time.Hour
+	}
+	ls, err := a.NewCommuneLinks(ctx, pos, *ttl)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, u)
-	return nil
+	if *format == "text" {
+		for _, l := range ls {
+			fmt.Fprintf(stdout, "%s %s\t%s\n", l.Code, l.Name, l.URL)
+		}
+		return nil
+	}
+	w := csv.NewWriter(stdout)
+	w.Comma = ';'
+	_ = w.Write([]string{"code", "nom", "url", "token"})
+	for _, l := range ls {
+		_ = w.Write([]string{l.Code, l.Name, l.URL, l.Token})
+	}
+	w.Flush()
+	return w.Error()
 }

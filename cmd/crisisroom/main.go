@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	_ "time/tzdata" // the distroless image has no zoneinfo; Europe/Paris must still load
 )
 
 func main() {
