@@ -92,7 +92,7 @@ func (c *Config) Bind(fs *flag.FlagSet) func() error {
 		if v, ok := env(ev); ok {
 			*p = splitList(v)
 		}
-		fs.Func(fl, help+", comma-separated (env CRISISROOM_"+ev+")", func(s string) error { *p = splitList(s); return nil })
+		fs.Var((*listValue)(p), fl, help+", comma-separated (env CRISISROOM_"+ev+")")
 	}
 	integer := func(p *int, fl, ev, help string) {
 		if v, ok := env(ev); ok {
@@ -248,3 +248,10 @@ func (c *Config) alertRule() (declarations.AlertRule, error) {
 	r.PeakK, r.MinCount7 = c.AlertPeakK, c.AlertMinWeek
 	return r, nil
 }
+
+// listValue is a comma-separated flag that shows its default.
+type listValue []string
+
+func (l *listValue) String() string { return strings.Join(*l, ",") }
+
+func (l *listValue) Set(s string) error { *l = splitList(s); return nil }

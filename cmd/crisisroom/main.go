@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crisisroom/app"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	_ "time/tzdata" // the distroless image has no zoneinfo; Europe/Paris must still load
@@ -34,9 +36,10 @@ func main() {
 
 // subcommands maps a name to its entry point.
 var subcommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
-	"serve": serve,
-	"links": links,
-	"bench": bench,
+	"serve":     serve,
+	"links":     links,
+	"bench":     bench,
+	"territory": territoryCmd,
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -45,7 +48,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		name, args = args[0], args[1:]
 	}
 	if name == "help" {
-		fmt.Fprintln(stdout, "usage: crisisroom [serve|links|bench] [flags]; crisisroom SUBCOMMAND -h for flags")
+		if len(args) > 0 && args[0] == "config" {
+			return configTable(stdout)
+		}
+		fmt.Fprintln(stdout, "usage: crisisroom [serve|links|territory|bench] [flags]; crisisroom SUBCOMMAND -h for flags; crisisroom help config")
 		return nil
 	}
 	f, ok := subcommands[name]
@@ -57,4 +63,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// configTable prints the settings of `serve` as the Markdown table of the
+// README, so the README is generated from the code, not kept by hand.
+func configTable(w io.Writer) error {
+	cfg := app.DefaultConfig()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg.Bind(fs)
+	fmt.Fprintln(w, "| flag | environment | default | meaning |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	fs.VisitAll(func(f *flag.Flag) {
+		usage, env := f.Usage, ""
+		if i := strings.LastIndex(usage, " (env "); i >= 0 {
+			usage, env = usage[:i], strings.TrimSuffix(usage[i+6:], ")")
+		}
+		fmt.Fprintf(w, "| `--%s` | `%s` | `%s` | %s |\n", f.Name, env, f.DefValue, usage)
+	})
+	return nil
 }
