@@ -56,7 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	f, ok := subcommands[name]
 	if !ok {
-		return fmt.Errorf("unknown subcommand %q (serve, links, bench)", name)
+		return fmt.Errorf("unknown subcommand %q (serve, links, territory, bench)", name)
 	}
 	return f(ctx, args, stdout, stderr)
 }
