@@ -22,13 +22,15 @@ type conn struct {
 	keyed    map[string]int // coalesce key → index in queue
 	wake     chan struct{}  // cap 1: "the queue has something"
 	done     chan struct{}  // closed once, by stop
+	readDone chan struct{}  // closed when the reader has ended
 	stopOnce sync.Once
 	code     int // close code the writer sends
 	reason   string
 }
 
 func newConn(ws *websocket.Conn, cfg *Config) *conn {
-	return &conn{ws: ws, cfg: cfg, keyed: map[string]int{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	return &conn{ws: ws, cfg: cfg, keyed: map[string]int{}, wake: make(chan struct{}, 1), done: make(chan struct{}),
+		readDone: make(chan struct{})}
 }
 
 // Send implements rooms.Peer. It never blocks. A latest-wins frame replaces
@@ -118,7 +120,9 @@ func (c *conn) writeLoop() {
 				return
 			}
 		case <-c.done:
-			c.farewell()
+			if c.farewell() {
+				c.awaitCloseReply()
+			}
 			return
 		}
 	}
@@ -126,25 +130,54 @@ func (c *conn) writeLoop() {
 
 // farewell flushes what is queued (a final error explains the close), then
 // says why we close, in a bye message (some proxies lose close frames) and
-// in the close frame itself.
-func (c *conn) farewell() {
+// in the close frame itself. It reports whether the close frame went out.
+func (c *conn) farewell() bool {
 	code, reason := c.closeCode()
 	if code == 0 {
-		return // the socket itself failed; nothing can be said
+		return false // the socket itself failed; nothing can be said
 	}
 	for _, f := range c.take() {
 		if c.write(websocket.TextMessage, f.Data) != nil {
-			return
+			return false
 		}
 	}
 	bye := protocol.Encode(protocol.TypeBye, "", protocol.Bye{Code: code, Reason: reason, Reconnect: protocol.ShouldReconnect(code)})
 	if c.write(websocket.TextMessage, bye) != nil {
-		return
+		return false
 	}
 	if len(reason) > 120 { // control frames carry at most 125 bytes
 		reason = reason[:120]
 	}
-	_ = c.write(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason))
+	return c.write(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason)) == nil
+}
+
+// closeReplyWait bounds the close handshake with a client that never answers.
+const closeReplyWait = 2 * time.Second
+
+// awaitCloseReply lets the reader drain the socket up to the client's close
+// frame before the TCP connection is closed. Closing with unread input makes
+// the kernel send a reset, which destroys the bye and close frame in flight:
+// the client would see 1006 and reconnect after a final close (a flooding
+// client, a stale page sending after a 4503).
+func (c *conn) awaitCloseReply() {
+	t := time.NewTimer(closeReplyWait)
+	defer t.Stop()
+	select {
+	case <-c.readDone:
+	case <-t.C:
+	}
+}
+
+// drain reads and discards until the socket ends: the reader of a
+// connection refused during shutdown, so that its close handshake completes.
+func (c *conn) drain() {
+	defer close(c.readDone)
+	c.ws.SetReadLimit(protocol.MaxMessageBytes)
+	for {
+		if _, _, err := c.ws.NextReader(); err != nil {
+			return
+		}
+	}
 }
 
 func (c *conn) write(kind int, data []byte) error {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -148,7 +149,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.closing {
 		s.mu.Unlock()
 		c.Close(protocol.CloseShutdown, "server restarting")
-		c.writeLoop()
+		go c.writeLoop()
+		c.drain()
 		return
 	}
 	s.conns[c] = struct{}{}
@@ -199,6 +201,7 @@ type session struct {
 
 func (ss *session) readLoop(ctx context.Context) {
 	c := ss.c
+	defer close(c.readDone)
 	defer c.stop(0, "reader ended")
 	c.ws.SetReadLimit(protocol.MaxMessageBytes)
 	_ = c.ws.SetReadDeadline(time.Now().Add(ss.s.cfg.PongWait))
@@ -208,8 +211,19 @@ func (ss *session) readLoop(ctx context.Context) {
 	for {
 		kind, frame, err := c.ws.ReadMessage()
 		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Neither pong nor message within PongWait: if the client
+				// still hears us, it learns to reconnect and resume.
+				c.Close(protocol.ClosePingTimeout, "no pong")
+			}
 			ss.ended(err)
 			return
+		}
+		select {
+		case <-c.done:
+			continue // closing: drain up to the client's close frame, act on nothing
+		default:
 		}
 		// Any traffic proves the peer alive (a phone may delay pongs).
 		_ = c.ws.SetReadDeadline(time.Now().Add(ss.s.cfg.PongWait))
@@ -252,7 +266,7 @@ func (ss *session) ended(err error) {
 		ss.member.Detach(ss.c)
 	}
 	var ce *websocket.CloseError
-	if errors.As(err, &ce) && ce.Code == websocket.CloseMessageTooBig {
+	if errors.Is(err, websocket.ErrReadLimit) || errors.As(err, &ce) && ce.Code == websocket.CloseMessageTooBig {
 		ss.s.log.Info("socket closed: message too big", "remote", ss.remote)
 	}
 }
