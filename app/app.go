@@ -16,6 +16,7 @@ import (
 	"crisisroom/bus"
 	"crisisroom/bus/memory"
 	"crisisroom/declarations"
+	"crisisroom/livemap"
 	"crisisroom/protocol"
 	"crisisroom/rooms"
 	"crisisroom/signaling"
@@ -63,6 +64,8 @@ type App struct {
 	// Territory and Decl are nil when no territory is configured.
 	Territory *territory.Territory
 	Decl      *declarations.Service
+	Map       *livemap.Hub
+	stopBg    context.CancelFunc // ends background loops (map fan-out)
 }
 
 // New builds the server on opened back ends.
@@ -84,14 +87,21 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 		ResumeWindow: cfg.ResumeWindow,
 		ICEServers:   a.turn.iceServers,
 	}, be.Store, log.With("component", "rooms"))
-	a.sig = signaling.New(signaling.Config{
-		PublicURL:      cfg.PublicURL,
-		AllowedOrigins: cfg.AllowedOrigins,
-	}, a.Rooms, log.With("component", "signaling"))
 	if err := a.setupDeclarations(ctx); err != nil {
 		a.turn.close()
 		return nil, err
 	}
+	sigCfg := signaling.Config{PublicURL: cfg.PublicURL, AllowedOrigins: cfg.AllowedOrigins}
+	if a.Decl != nil {
+		hub, err := a.startMap(ctx)
+		if err != nil {
+			a.turn.close()
+			a.Decl.Close()
+			return nil, err
+		}
+		sigCfg.Map = hub
+	}
+	a.sig = signaling.New(sigCfg, a.Rooms, log.With("component", "signaling"))
 	return a, nil
 }
 
@@ -133,6 +143,9 @@ func (a *App) Handler() http.Handler { return a.routes() }
 func (a *App) Shutdown(ctx context.Context) error {
 	a.Rooms.Shutdown()
 	err := a.sig.Shutdown(ctx)
+	if a.stopBg != nil {
+		a.stopBg()
+	}
 	a.turn.close()
 	if a.Decl != nil {
 		a.Decl.Close() // after the batch in flight; nothing acknowledged is lost
@@ -186,4 +199,19 @@ func staticICE(cfg Config) []protocol.ICEServer {
 		out = append(out, protocol.ICEServer{URLs: cfg.STUNURLs})
 	}
 	return out
+}
+
+// startMap starts the live map hub, fed by the bus so that in cluster mode
+// declarations taken by other instances reach this one's watchers too.
+func (a *App) startMap(ctx context.Context) (*livemap.Hub, error) {
+	hub := livemap.NewHub(a.Decl, a.log.With("component", "livemap"))
+	bg, cancel := context.WithCancel(context.Background())
+	sub, err := a.be.Bus.Subscribe(bg, declarations.TopicCommuneState)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	a.Map, a.stopBg = hub, cancel
+	go hub.Run(bg, sub.C(), 5*time.Second)
+	return hub, nil
 }

@@ -54,7 +54,16 @@ const (
 	TypePeerLeft   = "peer-left"   // PeerLeft
 	TypeError      = "error"       // Error
 	TypeBye        = "bye"         // Bye, sent just before the server closes
+	// live map (docs/protocol.md, "Live map")
+	TypeSubscribe   = "subscribe"   // Subscribe: client → server
+	TypeUnsubscribe = "unsubscribe" // Topic: client → server
+	TypeResync      = "resync"      // Topic: client → server, after a seq gap
+	TypePresenter   = "presenter"   // Presenter: both directions
+	TypeMapView     = "map-view"    // MapView: presenter → server → members
 )
+
+// TopicMap is the live map's topic.
+const TopicMap = "map"
 
 // Error codes carried in Error.Code. They are stable strings: the UI maps
 // them to French/English text, tests assert on them.
@@ -72,6 +81,9 @@ const (
 	ErrRateLimited   = "rate_limited"
 	ErrResumeFailed  = "resume_failed"
 	ErrInternal      = "internal"
+	ErrForbidden     = "forbidden"
+	ErrUnknownTopic  = "unknown_topic"
+	ErrUnavailable   = "unavailable"
 )
 
 // Close codes. 4000–4499: the client should reconnect (with its resume token
@@ -225,6 +237,68 @@ type Joined struct {
 	// ResumeWindowMS tells the client how long the server keeps its seat
 	// after the socket drops.
 	ResumeWindowMS int64 `json:"resume_window_ms"`
+	// Presenter and View let a late joiner follow the map at once.
+	Presenter string   `json:"presenter"`
+	View      *MapView `json:"view,omitempty"`
+}
+
+// Subscribe asks for a topic's stream. A socket that has not joined a room
+// (a watcher without camera, e.g. a wall screen) gives a room token.
+type Subscribe struct {
+	Topic string `json:"topic"`
+	Token string `json:"token,omitempty"`
+}
+
+func (s *Subscribe) Validate() error {
+	if s.Topic == "" || len(s.Topic) > 32 {
+		return errors.New("topic: required")
+	}
+	if len(s.Token) > MaxTokenLen {
+		return errors.New("token: at most 256 characters")
+	}
+	return nil
+}
+
+// Topic names a topic (unsubscribe, resync).
+type Topic struct {
+	Topic string `json:"topic"`
+}
+
+func (t *Topic) Validate() error {
+	if t.Topic == "" || len(t.Topic) > 32 {
+		return errors.New("topic: required")
+	}
+	return nil
+}
+
+// Presenter: a host takes (Take) or releases the map presenter role;
+// the server announces the current presenter's ID ("" for none).
+type Presenter struct {
+	Take bool   `json:"take"`
+	ID   string `json:"id"`
+}
+
+func (*Presenter) Validate() error { return nil }
+
+// MapView is the presenter's viewport and selected commune. Latest wins.
+type MapView struct {
+	From    string     `json:"from,omitempty"`
+	Center  [2]float64 `json:"center"` // latitude, longitude
+	Zoom    float64    `json:"zoom"`
+	Commune string     `json:"commune,omitempty"`
+}
+
+func (v *MapView) Validate() error {
+	if v.Center[0] < -90 || v.Center[0] > 90 || v.Center[1] < -180 || v.Center[1] > 180 {
+		return errors.New("center: [latitude, longitude] in range")
+	}
+	if v.Zoom < 0 || v.Zoom > 22 {
+		return errors.New("zoom: 0 to 22")
+	}
+	if len(v.Commune) > 10 {
+		return errors.New("commune: an INSEE code")
+	}
+	return nil
 }
 
 // PeerLeft tells the others a member has gone for good (left, or its resume
@@ -288,6 +362,14 @@ func payloadFor(typ string) (v Validator, ok bool) {
 		return &Chat{}, true
 	case TypeState:
 		return &PeerState{}, true
+	case TypeSubscribe:
+		return &Subscribe{}, true
+	case TypeUnsubscribe, TypeResync:
+		return &Topic{}, true
+	case TypePresenter:
+		return &Presenter{}, true
+	case TypeMapView:
+		return &MapView{}, true
 	}
 	return nil, false
 }

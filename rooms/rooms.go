@@ -83,6 +83,10 @@ func NewManager(cfg Config, st Store, log *slog.Logger) *Manager {
 type room struct {
 	name    string
 	members map[string]*Member
+	// presenter leads the map; view is its last viewport, replayed to
+	// late joiners.
+	presenter string
+	view      *protocol.MapView
 }
 
 // Member is a seat in a room. Its peer is nil while its socket is away
@@ -193,7 +197,8 @@ func (m *Manager) joinedLocked(r *room, mem *Member, resume string, resumed bool
 		ice = []protocol.ICEServer{}
 	}
 	return protocol.Joined{PeerID: mem.ID, ResumeToken: resume, Room: r.name, Capacity: m.cfg.Capacity,
-		Peers: peers, ICEServers: ice, Resumed: resumed, ResumeWindowMS: m.cfg.ResumeWindow.Milliseconds()}
+		Peers: peers, ICEServers: ice, Resumed: resumed, ResumeWindowMS: m.cfg.ResumeWindow.Milliseconds(),
+		Presenter: r.presenter, View: r.view}
 }
 
 func (mem *Member) infoLocked() protocol.PeerInfo {
@@ -244,6 +249,10 @@ func (m *Manager) removeLocked(mem *Member) {
 	}
 	delete(r.members, mem.ID)
 	r.broadcastLocked(mem.ID, Frame{Data: protocol.Encode(protocol.TypePeerLeft, "", protocol.PeerLeft{ID: mem.ID})})
+	if r.presenter == mem.ID {
+		r.presenter = ""
+		r.broadcastLocked("", presenterFrame(""))
+	}
 	m.log.Info("member left", "room", r.name, "member", mem.ID, "size", len(r.members))
 }
 
@@ -296,6 +305,70 @@ func (mem *Member) SetState(s protocol.PeerState) error {
 		Coalesce: "state:" + mem.ID,
 	})
 	return nil
+}
+
+// ErrForbidden: the member's role does not allow the action.
+var ErrForbidden = errors.New("not allowed for this role")
+
+func presenterFrame(id string) Frame {
+	return Frame{Data: protocol.Encode(protocol.TypePresenter, "", protocol.Presenter{ID: id}), Coalesce: "presenter"}
+}
+
+// SetPresenter makes a host the map presenter (take) or gives it up.
+// Everyone, the host included, learns who presents.
+func (mem *Member) SetPresenter(take bool) error {
+	m := mem.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mem.gone {
+		return ErrLeft
+	}
+	if mem.Role != RoleHost {
+		return ErrForbidden
+	}
+	r := m.rooms[mem.Room]
+	switch {
+	case take:
+		r.presenter = mem.ID
+	case r.presenter == mem.ID:
+		r.presenter = ""
+	default:
+		return nil
+	}
+	r.broadcastLocked("", presenterFrame(r.presenter))
+	return nil
+}
+
+// SetView records the presenter's viewport and shows it to the others,
+// latest-wins: a follower on a slow link jumps to the newest view.
+func (mem *Member) SetView(v protocol.MapView) error {
+	m := mem.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mem.gone {
+		return ErrLeft
+	}
+	r := m.rooms[mem.Room]
+	if r.presenter != mem.ID {
+		return ErrForbidden
+	}
+	v.From = mem.ID
+	r.view = &v
+	r.broadcastLocked(mem.ID, Frame{Data: protocol.Encode(protocol.TypeMapView, "", v), Coalesce: "map-view"})
+	return nil
+}
+
+// CheckRoomToken tells whether token is a live room link, for sockets that
+// watch the map without joining the video.
+func (m *Manager) CheckRoomToken(ctx context.Context, token string) (Link, error) {
+	l, err := m.store.LinkByHash(ctx, HashSecret(token))
+	if errors.Is(err, ErrNotFound) {
+		return l, ErrTokenInvalid
+	}
+	if err != nil {
+		return l, err
+	}
+	return l, l.Check(KindRoom, m.cfg.Now())
 }
 
 func (r *room) broadcastLocked(except string, f Frame) {

@@ -18,6 +18,8 @@ var handlers = map[string]func(ss *session, env protocol.Envelope, p protocol.Va
 	protocol.TypeChat:      chat,
 	protocol.TypeState:     state,
 	protocol.TypeLeave:     leave,
+	protocol.TypePresenter: presenter,
+	protocol.TypeMapView:   mapView,
 }
 
 func (ss *session) handle(ctx context.Context, env protocol.Envelope, p protocol.Validator) {
@@ -30,6 +32,10 @@ func (ss *session) handle(ctx context.Context, env protocol.Envelope, p protocol
 		ss.enter(ctx, env, p)
 		return
 	}
+	if th := topicHandlers[env.Type]; th != nil {
+		ss.report(env, th(ss, ctx, env, p))
+		return
+	}
 	if ss.member == nil {
 		ss.fail(&protocol.ProtocolError{Code: protocol.ErrNotJoined, Ref: env.ID, Msg: "join a room first"})
 		return
@@ -39,14 +45,21 @@ func (ss *session) handle(ctx context.Context, env protocol.Envelope, p protocol
 		ss.fail(&protocol.ProtocolError{Code: protocol.ErrUnknownType, Ref: env.ID, Msg: env.Type + " is not accepted from clients"})
 		return
 	}
-	if err := h(ss, env, p); err != nil {
-		var pe *protocol.ProtocolError
-		if errors.As(err, &pe) {
-			ss.fail(pe)
-			return
-		}
-		ss.fail(&protocol.ProtocolError{Code: protocol.ErrInternal, Ref: env.ID, Msg: err.Error()})
+	ss.report(env, h(ss, env, p))
+}
+
+// report answers a handler's error, if any.
+func (ss *session) report(env protocol.Envelope, err error) {
+	if err == nil {
+		return
 	}
+	var pe *protocol.ProtocolError
+	if errors.As(err, &pe) {
+		ss.fail(pe)
+		return
+	}
+	ss.s.log.Error("handler failed", "type", env.Type, "err", err)
+	ss.fail(&protocol.ProtocolError{Code: protocol.ErrInternal, Ref: env.ID, Msg: "internal error"})
 }
 
 // enter joins or resumes. A refused entry closes the socket with a final

@@ -39,6 +39,8 @@ type Config struct {
 	MsgBurst      int
 	MaxViolations int
 	Metrics       *Metrics
+	// Map is the live map feed; nil when the server has no territory.
+	Map Feed
 }
 
 func (c Config) withDefaults() Config {
@@ -196,6 +198,7 @@ type session struct {
 	limiter    *rate.Limiter
 	remote     string
 	member     *rooms.Member
+	watching   bool
 	violations int
 }
 
@@ -253,6 +256,7 @@ func (ss *session) readLoop(ctx context.Context) {
 // ended decides what a dropped socket means for the member: a reconnectable
 // end keeps the seat for the resume window, anything final frees it.
 func (ss *session) ended(err error) {
+	ss.stopWatching()
 	if ss.member == nil {
 		return
 	}
