@@ -67,7 +67,7 @@ func DefaultConfig() Config {
 		TURNListenTCP: ":3478",
 		TURNRealm:     "crisisroom",
 		TURNCredTTL:   10 * time.Minute,
-		TURNMaxAllocs: 10,
+		TURNMaxAllocs: 32, // a browser allocates per TURN URL per peer: 5 peers × 3 URLs is 15
 		Timezone:      "Europe/Paris",
 		MaxCount:      200,
 		AlertRates:    []string{"30", "45", "60"},
