@@ -79,7 +79,8 @@ func bearer(r *http.Request) string {
 
 // actor resolves the request's token. A commune link makes a declarant of
 // that commune; a room host link makes an operator (prefecture staff) until
-// staff accounts exist.
+// staff accounts exist; any other room link makes a viewer of the map's
+// figures (the commune panel of a participant).
 func (a *App) actor(r *http.Request) (declarations.Actor, error) {
 	tok := bearer(r)
 	if tok == "" || len(tok) > 256 {
@@ -99,7 +100,7 @@ func (a *App) actor(r *http.Request) (declarations.Actor, error) {
 	case l.Check(rooms.KindRoom, now) == nil && l.Role == rooms.RoleHost:
 		return declarations.Actor{ID: l.ID, Label: l.Label, Operator: true}, nil
 	case l.Check(rooms.KindRoom, now) == nil:
-		return declarations.Actor{}, declarations.ErrForbidden
+		return declarations.Actor{ID: l.ID, Label: l.Label, Viewer: true}, nil
 	}
 	return declarations.Actor{}, declarations.ErrUnauthenticated
 }

@@ -118,6 +118,10 @@ func (a *API) declare(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	if actor.Viewer && !actor.Operator {
+		fail(w, ErrForbidden)
+		return
+	}
 	var in Input
 	if err := DecodeInput(http.MaxBytesReader(w, r.Body, MaxBodyBytes), &in); err != nil {
 		fail(w, err)
@@ -141,6 +145,10 @@ func (a *API) amend(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	if actor.Viewer && !actor.Operator {
+		fail(w, ErrForbidden)
+		return
+	}
 	var am Amendment
 	if err := DecodeInput(http.MaxBytesReader(w, r.Body, MaxBodyBytes), &am); err != nil {
 		fail(w, err)
@@ -156,7 +164,7 @@ func (a *API) amend(w http.ResponseWriter, r *http.Request) {
 
 // scope returns the commune an actor may read: a declarant only its own.
 func scope(actor Actor, asked string) (string, error) {
-	if actor.Operator {
+	if actor.Operator || actor.Viewer {
 		return asked, nil
 	}
 	if asked != "" && asked != actor.Commune {

@@ -56,6 +56,9 @@ type Actor struct {
 	Commune string
 	// Operator may act for any commune and amend anyone's declaration.
 	Operator bool
+	// Viewer may read every commune's figures (a room member looking at
+	// the map) but declares nothing.
+	Viewer bool
 }
 
 // Declaration is a stored declaration with its current (amended) values.
