@@ -1,0 +1,276 @@
+// DOM pieces of the room: video tiles, the participant list and the chat
+// log. Everything a peer sends (names, chat text) reaches the page through
+// textContent only; markup comes from <template>s in index.html.
+
+/**
+ * @typedef {import('./protocol.js').PeerState} PeerState
+ * @typedef {import('./i18n.js').I18n} I18n
+ *
+ * @typedef {object} Member
+ * @property {string} id
+ * @property {string} name
+ * @property {string} role
+ * @property {PeerState} state
+ * @property {boolean} self
+ * @property {string} [conn]   RTCPeerConnectionState of the link to them
+ */
+
+/**
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+export function byId(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`index.html lacks #${id}`);
+  return el;
+}
+
+/**
+ * @template {Element} T
+ * @param {ParentNode} root
+ * @param {string} sel
+ * @param {new (...args: any[]) => T} type
+ * @returns {T}
+ */
+export function find(root, sel, type) {
+  const el = root.querySelector(sel);
+  if (!(el instanceof type)) throw new Error(`missing ${sel}`);
+  return el;
+}
+
+/**
+ * Clones the first element of a <template>.
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+export function cloneTemplate(id) {
+  const tpl = byId(id);
+  if (!(tpl instanceof HTMLTemplateElement)) throw new Error(`#${id} is not a template`);
+  const el = tpl.content.firstElementChild?.cloneNode(true);
+  if (!(el instanceof HTMLElement)) throw new Error(`#${id} is empty`);
+  return el;
+}
+
+/**
+ * Up to two initials for the placeholder shown when a camera is off.
+ * @param {string} name
+ */
+export function initials(name) {
+  // The first letter of the first two words that have one: "<b>" or "–"
+  // are not initials.
+  const letters = [];
+  for (const w of name.trim().split(/\s+/)) {
+    const m = /\p{L}/u.exec(w);
+    if (m) letters.push(m[0]);
+    if (letters.length === 2) break;
+  }
+  return letters.join('').toUpperCase() || '?';
+}
+
+/** One video tile in the grid. */
+export class Tile {
+  /**
+   * @param {string} id
+   * @param {boolean} self
+   * @param {(video: HTMLVideoElement) => void} onBlocked  autoplay with sound was refused
+   */
+  constructor(id, self, onBlocked) {
+    this.id = id;
+    this.self = self;
+    this.el = cloneTemplate('tpl-tile');
+    this.el.dataset.peer = id;
+    this.el.classList.toggle('self', self);
+    this.video = find(this.el, 'video', HTMLVideoElement);
+    // Our own preview must never play back our voice.
+    this.video.muted = self;
+    this.name = find(this.el, '.name', HTMLElement);
+    this.avatar = find(this.el, '.avatar span', HTMLElement);
+    this.micOff = find(this.el, '.mic-off', Element);
+    this.hand = find(this.el, '.hand', Element);
+    this.onBlocked = onBlocked;
+    /** @type {MediaStream|null} */
+    this.stream = null;
+  }
+
+  /** @param {string} label */
+  setName(label) {
+    this.name.textContent = label;
+    this.avatar.textContent = initials(label);
+  }
+
+  /** @param {MediaStream} stream */
+  setStream(stream) {
+    if (this.stream !== stream) {
+      this.stream = stream;
+      this.video.srcObject = stream;
+    }
+    this.play();
+  }
+
+  play() {
+    if (!this.video.paused) return;
+    this.video.play().catch((err) => {
+      if (err instanceof DOMException && err.name === 'NotAllowedError' && !this.video.muted) {
+        // Playing muted is always allowed; the banner offers the sound back.
+        this.video.muted = true;
+        void this.video.play().catch(() => {});
+        this.onBlocked(this.video);
+      }
+    });
+  }
+
+  /** @param {PeerState} s */
+  setState(s) {
+    const showVideo = s.video || s.screen;
+    this.el.classList.toggle('video-off', !showVideo);
+    this.el.classList.toggle('screen', s.screen);
+    this.el.classList.toggle('hand-up', s.hand);
+    // The indicators are SVG elements, which have no .hidden property.
+    this.micOff.toggleAttribute('hidden', s.audio);
+    this.hand.toggleAttribute('hidden', !s.hand);
+  }
+
+  /** @param {boolean} on */
+  setSpeaking(on) {
+    this.el.classList.toggle('speaking', on);
+  }
+
+  /** @param {boolean} on */
+  setActive(on) {
+    this.el.classList.toggle('active', on);
+  }
+
+  /** @param {string} state */
+  setConn(state) {
+    this.el.dataset.conn = state;
+  }
+
+  remove() {
+    this.video.srcObject = null;
+    this.el.remove();
+  }
+}
+
+/** The responsive grid: CSS does the layout from the tile count. */
+export class Grid {
+  /** @param {HTMLElement} el */
+  constructor(el) {
+    this.el = el;
+    /** @type {Map<string, Tile>} */
+    this.tiles = new Map();
+  }
+
+  /** @param {Tile} tile */
+  add(tile) {
+    this.tiles.set(tile.id, tile);
+    if (tile.self) this.el.prepend(tile.el);
+    else this.el.append(tile.el);
+    this.layout();
+  }
+
+  /** @param {string} id */
+  get(id) {
+    return this.tiles.get(id);
+  }
+
+  /** @param {string} id */
+  remove(id) {
+    this.tiles.get(id)?.remove();
+    this.tiles.delete(id);
+    this.layout();
+  }
+
+  clear() {
+    for (const t of this.tiles.values()) t.remove();
+    this.tiles.clear();
+    this.layout();
+  }
+
+  /** @private */
+  layout() {
+    this.el.dataset.count = String(this.tiles.size);
+  }
+}
+
+/**
+ * Renders the participant list (ourselves first, then by name).
+ * @param {HTMLElement} list
+ * @param {Member[]} members
+ * @param {I18n} i18n
+ */
+export function renderPeople(list, members, i18n) {
+  const sorted = [...members].sort((a, b) => Number(b.self) - Number(a.self) || a.name.localeCompare(b.name));
+  list.replaceChildren(...sorted.map((m) => personItem(m, i18n)));
+}
+
+/**
+ * @param {Member} m
+ * @param {I18n} i18n
+ */
+function personItem(m, i18n) {
+  const li = cloneTemplate('tpl-person');
+  li.dataset.peer = m.id;
+  find(li, '.avatar', HTMLElement).textContent = initials(m.name);
+  find(li, '.name', HTMLElement).textContent = m.self ? `${m.name} ${i18n.t('people.you')}` : m.name;
+  /** @type {string[]} */
+  const notes = [];
+  if (m.role === 'host') notes.push(i18n.t('people.host'));
+  if (m.state.screen) notes.push(i18n.t('people.sharing'));
+  if (!m.self && m.conn && m.conn !== 'connected') notes.push(i18n.t('people.connecting'));
+  find(li, '.meta', HTMLElement).textContent = notes.join(' · ');
+  /** @type {Array<[string, boolean, string]>} */
+  const flags = [['.hand', m.state.hand, 'people.handUp'], ['.mic-off', !m.state.audio, 'people.micOff'], ['.cam-off', !m.state.video && !m.state.screen, 'people.camOff']];
+  for (const [sel, on, key] of flags) {
+    const ind = find(li, sel, Element);
+    ind.toggleAttribute('hidden', !on);
+    ind.setAttribute('aria-label', i18n.t(key));
+  }
+  return li;
+}
+
+/** The chat log. */
+export class ChatLog {
+  /**
+   * @param {HTMLElement} list
+   * @param {I18n} i18n
+   */
+  constructor(list, i18n) {
+    this.list = list;
+    this.i18n = i18n;
+  }
+
+  /**
+   * @param {{name: string, text: string, at: number, self: boolean}} m
+   */
+  message(m) {
+    const li = cloneTemplate('tpl-chat');
+    li.classList.toggle('mine', m.self);
+    find(li, '.who', HTMLElement).textContent = m.name;
+    const time = find(li, 'time', HTMLTimeElement);
+    const d = new Date(m.at);
+    time.dateTime = d.toISOString();
+    time.textContent = d.toLocaleTimeString(this.i18n.lang, { hour: '2-digit', minute: '2-digit' });
+    find(li, '.text', HTMLElement).textContent = m.text;
+    this.append(li);
+  }
+
+  /** @param {string} text  already translated */
+  system(text) {
+    const li = document.createElement('li');
+    li.className = 'system';
+    li.textContent = text;
+    this.append(li);
+  }
+
+  /**
+   * @private
+   * @param {HTMLElement} li
+   */
+  append(li) {
+    const atBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 40;
+    this.list.append(li);
+    // Bound the DOM in a room that runs for days.
+    while (this.list.childElementCount > 500) this.list.firstElementChild?.remove();
+    if (atBottom || li.classList.contains('mine')) this.list.scrollTop = this.list.scrollHeight;
+  }
+}
