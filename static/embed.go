@@ -3,7 +3,10 @@ package static
 
 import "embed"
 
-// Files is the front end: index.html and the ES modules it loads.
+// Files is the front end: the pages, the ES modules they load, and
+// vendor/, where `npm run build` copies third-party libraries from
+// node_modules (pinned by package-lock.json, never committed). all: keeps
+// vendor/.keep so the package builds before the first npm run.
 //
-//go:embed index.html css js
+//go:embed *.html css js all:vendor
 var Files embed.FS
