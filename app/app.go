@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,43 +12,16 @@ import (
 	"strings"
 	"time"
 
-	"crisisroom/bus"
-	"crisisroom/bus/memory"
 	"crisisroom/declarations"
 	"crisisroom/livemap"
 	"crisisroom/protocol"
 	"crisisroom/rooms"
 	"crisisroom/signaling"
-	"crisisroom/store/sqlite"
 	"crisisroom/territory"
 )
 
 // MainRoom is the standing room created at first start.
 const MainRoom = "main"
-
-// Backends are the swappable parts, chosen in one place (Open).
-type Backends struct {
-	Store *sqlite.Store
-	Bus   bus.Bus
-}
-
-// OpenBackends chooses and opens the back ends for cfg. Today: the embedded
-// default (SQLite file + in-process bus).
-func OpenBackends(ctx context.Context, cfg Config) (*Backends, error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "crisisroom.db"))
-	if err != nil {
-		return nil, err
-	}
-	return &Backends{Store: st, Bus: memory.New()}, nil
-}
-
-// Close closes the back ends.
-func (b *Backends) Close() error {
-	return errors.Join(b.Bus.Close(), b.Store.Close())
-}
 
 // App is one running server.
 type App struct {
@@ -91,7 +63,8 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 		a.turn.close()
 		return nil, err
 	}
-	sigCfg := signaling.Config{PublicURL: cfg.PublicURL, AllowedOrigins: cfg.AllowedOrigins}
+	sigCfg := signaling.Config{PublicURL: cfg.PublicURL, AllowedOrigins: cfg.AllowedOrigins,
+		Annotations: livemap.NewAnnotations(be.Store.Annotations(), log.With("component", "annotations"))}
 	if a.Decl != nil {
 		hub, err := a.startMap(ctx)
 		if err != nil {

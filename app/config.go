@@ -23,6 +23,11 @@ type Config struct {
 	PublicURL string
 	LogLevel  slog.Level
 
+	// Cluster mode: several instances share a PostgreSQL database and a
+	// Redis bus. Empty: the embedded SQLite file and in-process bus.
+	DatabaseURL string
+	RedisURL    string
+
 	RoomCapacity   int
 	ResumeWindow   time.Duration
 	AllowedOrigins []string
@@ -53,6 +58,11 @@ type Config struct {
 	AlertRates   []string
 	AlertPeakK   float64
 	AlertMinWeek int
+
+	// Map background: a tile URL template ({z}, {x}, {y}, optional {s}),
+	// empty by default so that the page asks no third party for anything.
+	MapTiles       string
+	MapAttribution string
 }
 
 // DefaultConfig is what `serve` with no flags runs.
@@ -127,6 +137,8 @@ func (c *Config) Bind(fs *flag.FlagSet) func() error {
 	str(&c.Addr, "addr", "ADDR", "HTTP listen address")
 	str(&c.DataDir, "data", "DATA", "data directory (SQLite file, generated secrets)")
 	str(&c.PublicURL, "public-url", "PUBLIC_URL", "URL people open, used in printed links (default http://localhost<addr>)")
+	str(&c.DatabaseURL, "database-url", "DATABASE_URL", "PostgreSQL URL for cluster mode, e.g. postgres://crisisroom:PASSWORD@db:5432/crisisroom (default: SQLite file in the data dir)")
+	str(&c.RedisURL, "redis-url", "REDIS_URL", "Redis URL of the bus for cluster mode, e.g. redis://redis:6379/0 (default: in-process bus, one instance)")
 	if v, ok := env("LOG_LEVEL"); ok {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			envErrs = append(envErrs, fmt.Sprintf("CRISISROOM_LOG_LEVEL=%q: use debug, info, warn or error", v))
@@ -165,6 +177,8 @@ func (c *Config) Bind(fs *flag.FlagSet) func() error {
 	}
 	fs.Float64Var(&c.AlertPeakK, "alert-peak-k", c.AlertPeakK, "peak rule: today above mean + k·sd of the 14 previous days (env CRISISROOM_ALERT_PEAK_K)")
 	integer(&c.AlertMinWeek, "alert-min-week", "ALERT_MIN_WEEK", "7-day count below which the rate rule does not apply")
+	str(&c.MapTiles, "map-tiles", "MAP_TILES", "map background tile URL template, e.g. https://tiles.example.fr/{z}/{x}/{y}.png (none by default: no third party)")
+	str(&c.MapAttribution, "map-attribution", "MAP_ATTRIBUTION", "credit line shown under the map tiles")
 	return func() error {
 		if len(envErrs) > 0 {
 			return fmt.Errorf("configuration: %s", strings.Join(envErrs, "; "))
@@ -199,6 +213,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max-count %d: between 1 and 100000", c.MaxCount)
 	}
 	if _, err := c.alertRule(); err != nil {
+		return err
+	}
+	if _, err := c.mapTilesOrigin(); err != nil {
 		return err
 	}
 	if c.TURNCredTTL < time.Minute || c.TURNCredTTL > 24*time.Hour {
@@ -255,3 +272,31 @@ type listValue []string
 func (l *listValue) String() string { return strings.Join(*l, ",") }
 
 func (l *listValue) Set(s string) error { *l = splitList(s); return nil }
+
+// mapTilesOrigin checks the tile template and returns the origin the
+// page's CSP must allow images from ("" for none or for our own origin).
+// A {s} subdomain placeholder becomes a CSP wildcard.
+func (c *Config) mapTilesOrigin() (string, error) {
+	t := c.MapTiles
+	if t == "" {
+		return "", nil
+	}
+	for _, p := range []string{"{z}", "{x}", "{y}"} {
+		if !strings.Contains(t, p) {
+			return "", fmt.Errorf("map-tiles %q: the template needs {z}, {x} and {y}", t)
+		}
+	}
+	if strings.HasPrefix(t, "/") && !strings.HasPrefix(t, "//") {
+		return "", nil // served by this origin
+	}
+	scheme, rest, ok := strings.Cut(t, "://")
+	if !ok || (scheme != "https" && scheme != "http") {
+		return "", fmt.Errorf("map-tiles %q: an http(s) URL or a path on this server", t)
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	host = strings.ReplaceAll(host, "{s}", "*")
+	if host == "" || strings.ContainsAny(host, " ;,'\"{}") || strings.Contains(host, "@") {
+		return "", fmt.Errorf("map-tiles %q: bad host", t)
+	}
+	return scheme + "://" + host, nil
+}

@@ -11,12 +11,13 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"crisisroom/declarations"
+	"crisisroom/layers"
 	"crisisroom/static"
 )
 
 func (a *App) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, middleware.GetHead, securityHeaders)
+	r.Use(middleware.Recoverer, middleware.GetHead, a.securityHeaders)
 	r.Get("/healthz", a.healthz)
 	r.Get("/readyz", a.readyz)
 	r.Get("/ws", a.sig.ServeHTTP)
@@ -30,6 +31,8 @@ func (a *App) routes() http.Handler {
 		}
 		api := &declarations.API{Svc: a.Decl, Auth: a.actor, Name: a.communeName}
 		api.Mount(r)
+		lay := &layers.API{Store: a.be.Store.Layers(), Auth: a.actor, Map: a.Map, Log: a.log.With("component", "layers"), Now: time.Now}
+		lay.Mount(r)
 	})
 
 	files, _ := fs.Sub(static.Files, ".")
@@ -43,17 +46,45 @@ func (a *App) routes() http.Handler {
 	r.Get("/", func(w http.ResponseWriter, req *http.Request) {
 		http.ServeFileFS(w, req, static.Files, "index.html")
 	})
+	// The commune's declaration page (/d#t=TOKEN) and the morning report
+	// (/report#t=TOKEN): like the room page, the token stays in the fragment.
+	r.Get("/d", noStoreFile("declare.html"))
+	r.Get("/report", noStoreFile("report.html"))
+	// The declaration page's service worker sits at the root so that its
+	// scope may cover /d; no-cache makes browsers check it on every visit.
+	r.Get("/declare-sw.js", func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		http.ServeFileFS(w, req, static.Files, "js/declare/sw.js")
+	})
 	r.Handle("/css/*", fileServer)
 	r.Handle("/js/*", fileServer)
+	r.Handle("/vendor/*", fileServer) // Leaflet, copied from node_modules by npm run build
+	r.Get("/config.json", a.pageConfig)
+	r.With(middleware.Compress(5, "application/geo+json")).Get("/territory.geojson", a.territoryGeoJSON())
 	return r
 }
 
+// noStoreFile serves one page of static/ that must not be cached: it is the
+// entry of a link that carries a secret.
+func noStoreFile(name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		http.ServeFileFS(w, req, static.Files, name)
+	}
+}
+
 // securityHeaders: no inline script anywhere, so the CSP can forbid it; the
-// page needs camera and microphone of its own origin only.
-func securityHeaders(next http.Handler) http.Handler {
+// page needs camera and microphone of its own origin only. Images may also
+// come from the map tile server when one is configured (--map-tiles).
+func (a *App) securityHeaders(next http.Handler) http.Handler {
+	img := "img-src 'self' data: blob:"
+	if origin, _ := a.cfg.mapTilesOrigin(); origin != "" { // checked by Validate
+		img += " " + origin
+	}
+	csp := "default-src 'self'; script-src 'self'; style-src 'self'; " + img + "; media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+		h.Set("Content-Security-Policy", csp)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")

@@ -22,7 +22,22 @@ type Bus interface {
 
 // Subscription is one subscriber's stream.
 type Subscription interface {
+	// C delivers the messages in publication order; it is closed when the
+	// subscription ends (Close, its context, or the bus closing).
 	C() <-chan []byte
+	// Lost receives a signal whenever messages may have been lost between
+	// two that C delivered, so that a consumer needing gap-free state
+	// re-reads a snapshot (its source of truth) instead of waiting for a
+	// periodic reconciliation. Two causes:
+	//   - this subscriber fell more than SubscriberBuffer messages behind
+	//     and the bus dropped some (every implementation);
+	//   - the connection to the broker broke and was re-established
+	//     (Redis): what was published in between is gone.
+	// The signal is sent only once the subscription is live again, so a
+	// snapshot read after receiving it misses nothing: every later change
+	// arrives on C. Signals coalesce (the channel holds one) and the
+	// channel is never closed: watch C for the end.
+	Lost() <-chan struct{}
 	Close()
 }
 

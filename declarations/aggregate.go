@@ -94,6 +94,10 @@ type CommuneState struct {
 	Level      Level          `json:"level"`
 	LevelName  string         `json:"level_name"`
 	Days       []DayCounts    `json:"days"`
+	// TodayByPlace and Last7ByPlace split Today and Last7 by place, so
+	// that the map can filter any period by place without the series.
+	TodayByPlace map[string]int `json:"today_by_place"`
+	Last7ByPlace map[string]int `json:"last7_by_place"`
 }
 
 // series returns date → counts for a commune, or summed over all for "".
@@ -123,11 +127,7 @@ func (s *Service) population(code string) int {
 	if code != "" {
 		return s.cfg.Population(code)
 	}
-	n := 0
-	for _, c := range s.cfg.Communes {
-		n += s.cfg.Population(c)
-	}
-	return n
+	return s.depPopulation
 }
 
 func sum4(c [4]int) int { return c[0] + c[1] + c[2] + c[3] }
@@ -217,13 +217,23 @@ func (s *Service) stateLocked(code string) CommuneState {
 			st.Version += v // the département changes whenever a commune does
 		}
 	}
+	st.TodayByPlace, st.Last7ByPlace = map[string]int{}, map[string]int{}
 	for _, p := range Places {
 		st.ByPlace[string(p)] = 0
+		st.TodayByPlace[string(p)] = 0
+		st.Last7ByPlace[string(p)] = 0
 	}
+	weekStart := addDays(today, -6) // the 7-day window is today and the 6 days before
 	for d, c := range series {
 		st.Days = append(st.Days, DayCounts{Date: d, Domicile: c[0], EHPAD: c[1], Hopital: c[2], Autre: c[3], Total: sum4(c)})
 		for i, p := range Places {
 			st.ByPlace[string(p)] += c[i]
+			if d == today {
+				st.TodayByPlace[string(p)] += c[i]
+			}
+			if d >= weekStart && d <= today {
+				st.Last7ByPlace[string(p)] += c[i]
+			}
 		}
 		st.Total += sum4(c)
 	}

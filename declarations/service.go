@@ -51,7 +51,10 @@ type Service struct {
 	cells    map[string]map[string]*[4]int // commune → date → counts by place index
 	versions map[string]int64
 	levels   map[string]Level // last published level per commune ("" = département)
-	events   []AlertEvent
+	// depPopulation is the sum over the communes, computed once: the
+	// département's state is read on every commit.
+	depPopulation int
+	events        []AlertEvent
 }
 
 type pending struct {
@@ -85,6 +88,9 @@ func New(ctx context.Context, cfg Config, st Store, pub Publisher, log *slog.Log
 		s.addLocked(c.Commune, c.Date, c.Place, c.Count)
 	}
 	s.versions = versions
+	for _, code := range cfg.Communes {
+		s.depPopulation += cfg.Population(code)
+	}
 	for _, code := range cfg.Communes {
 		s.levels[code] = s.levelLocked(code)
 	}
@@ -361,8 +367,18 @@ func (s *Service) AlertEvents() []AlertEvent {
 	return append([]AlertEvent(nil), s.events...)
 }
 
+// newID returns 16 bytes in hex: the time in milliseconds (6 bytes) then
+// 80 random bits. Time-ordered ids keep the primary-key indexes of the
+// declarations and their revisions append-mostly, so a group commit writes
+// a few pages instead of one per declaration and index; the random part
+// keeps them unguessable.
 func newID() string {
 	b := make([]byte, 16)
-	_, _ = rand.Read(b)
+	ms := uint64(time.Now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	_, _ = rand.Read(b[6:])
 	return hex.EncodeToString(b)
 }

@@ -6,10 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -82,6 +84,7 @@ type page struct {
 	name    string
 	ctx     context.Context
 	console *syncBuffer
+	sockets atomic.Int32 // WebSockets the page opened
 }
 
 func openPage(t *testing.T, browser context.Context, name string) *page {
@@ -127,6 +130,8 @@ func (p *page) checkClean() {
 
 func (p *page) listen(ev any) {
 	switch e := ev.(type) {
+	case *network.EventWebSocketCreated:
+		p.sockets.Add(1)
 	case *runtime.EventConsoleAPICalled:
 		parts := make([]string, 0, len(e.Args))
 		for _, a := range e.Args {

@@ -27,9 +27,10 @@ type testServer struct {
 }
 
 // startServer builds the server exactly as `crisisroom serve` does, with a
-// fresh data dir and the given room capacity and resume window. Browsers
-// talk to the proxy; PublicURL points there so that minted links do too.
-func startServer(t *testing.T, capacity int, resumeWindow time.Duration) *testServer {
+// fresh data dir and the given room capacity and resume window; opts change
+// any other setting (e.g. the territory). Browsers talk to the proxy;
+// PublicURL points there so that minted links do too.
+func startServer(t *testing.T, capacity int, resumeWindow time.Duration, opts ...func(*app.Config)) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	proxy := newCutProxy(t)
@@ -39,6 +40,9 @@ func startServer(t *testing.T, capacity int, resumeWindow time.Duration) *testSe
 	cfg.ResumeWindow = resumeWindow
 	cfg.PublicURL = "http://" + proxy.addr()
 	cfg.Addr = "127.0.0.1:0"
+	for _, o := range opts {
+		o(&cfg)
+	}
 	logs := &syncBuffer{}
 	t.Cleanup(func() { // registered first, so it runs after the shutdown below
 		if t.Failed() {

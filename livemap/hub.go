@@ -39,6 +39,10 @@ type State struct {
 	Rate7   float64 `json:"rate7"`
 	Level   int     `json:"level"`
 	ByPlace [4]int  `json:"by_place"` // domicile, ehpad, hopital, autre
+	// The same split for today and the last 7 days: the map filters any
+	// period by place.
+	TodayByPlace [4]int `json:"today_by_place"`
+	Last7ByPlace [4]int `json:"last7_by_place"`
 }
 
 // FromCommuneState compacts a declarations state.
@@ -46,6 +50,8 @@ func FromCommuneState(cs declarations.CommuneState) State {
 	s := State{Code: cs.Code, V: cs.Version, Total: cs.Total, Today: cs.Today, Last7: cs.Last7, Rate7: cs.Rate7, Level: int(cs.Level)}
 	for i, p := range declarations.Places {
 		s.ByPlace[i] = cs.ByPlace[string(p)]
+		s.TodayByPlace[i] = cs.TodayByPlace[string(p)]
+		s.Last7ByPlace[i] = cs.Last7ByPlace[string(p)]
 	}
 	return s
 }
@@ -233,4 +239,14 @@ func (h *Hub) snapshotLocked() []byte {
 	sort.Slice(snap.States, func(i, j int) bool { return snap.States[i].Code < snap.States[j].Code })
 	h.snapshot = protocol.Encode(TypeSnapshot, "", snap)
 	return h.snapshot
+}
+
+// Broadcast sends one frame, encoded once by the caller, to every
+// subscriber (e.g. the operator layers' list after a change).
+func (h *Hub) Broadcast(f rooms.Frame) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		s.Send(f)
+	}
 }

@@ -60,6 +60,7 @@ const (
 	TypeResync      = "resync"      // Topic: client → server, after a seq gap
 	TypePresenter   = "presenter"   // Presenter: both directions
 	TypeMapView     = "map-view"    // MapView: presenter → server → members
+	TypeAnnotate    = "annotate"    // Annotate: client → server (livemap owns the replies)
 )
 
 // TopicMap is the live map's topic.
@@ -84,6 +85,9 @@ const (
 	ErrForbidden     = "forbidden"
 	ErrUnknownTopic  = "unknown_topic"
 	ErrUnavailable   = "unavailable"
+	ErrNotFound      = "not_found" // e.g. an annotation that is not (or no longer) in the room
+	ErrTooLarge      = "too_large" // one item over its size limit (an annotation's points)
+	ErrTooMany       = "too_many"  // a collection at its cap (a room's annotations)
 )
 
 // Close codes. 4000–4499: the client should reconnect (with its resume token
@@ -228,6 +232,7 @@ type PeerInfo struct {
 // Joined answers a Join or a Resume.
 type Joined struct {
 	PeerID      string      `json:"peer_id"`
+	Role        string      `json:"role"` // this member's own role (host, participant)
 	ResumeToken string      `json:"resume_token"`
 	Room        string      `json:"room"`
 	Capacity    int         `json:"capacity"`
@@ -301,6 +306,44 @@ func (v *MapView) Validate() error {
 	return nil
 }
 
+// Annotation operations (Annotate.Op).
+const (
+	OpCreate = "create"
+	OpUpdate = "update"
+	OpDelete = "delete"
+)
+
+// Annotate creates, replaces or deletes a map annotation. Only the
+// structure is checked here; the geometry and the label are livemap's rules
+// (livemap.Annotation.Validate), answered with their own error codes.
+type Annotate struct {
+	Op         string          `json:"op"`
+	Annotation AnnotationInput `json:"annotation"`
+}
+
+// AnnotationInput is what a client may set on an annotation; the server
+// stamps the rest (room, author, times, version). ID is ignored on create.
+type AnnotationInput struct {
+	ID     string       `json:"id,omitempty"`
+	Kind   string       `json:"kind,omitempty"`
+	Coords [][2]float64 `json:"coords"` // [latitude, longitude] points
+	Label  string       `json:"label,omitempty"`
+	Color  string       `json:"color,omitempty"`
+}
+
+func (a *Annotate) Validate() error {
+	switch a.Op {
+	case OpCreate:
+	case OpUpdate, OpDelete:
+		if a.Annotation.ID == "" || len(a.Annotation.ID) > 64 {
+			return errors.New("annotation.id: required to " + a.Op)
+		}
+	default:
+		return errors.New(`op: "create", "update" or "delete"`)
+	}
+	return nil
+}
+
 // PeerLeft tells the others a member has gone for good (left, or its resume
 // window ended).
 type PeerLeft struct {
@@ -370,6 +413,8 @@ func payloadFor(typ string) (v Validator, ok bool) {
 		return &Presenter{}, true
 	case TypeMapView:
 		return &MapView{}, true
+	case TypeAnnotate:
+		return &Annotate{}, true
 	}
 	return nil, false
 }

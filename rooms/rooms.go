@@ -196,7 +196,7 @@ func (m *Manager) joinedLocked(r *room, mem *Member, resume string, resumed bool
 	if ice == nil {
 		ice = []protocol.ICEServer{}
 	}
-	return protocol.Joined{PeerID: mem.ID, ResumeToken: resume, Room: r.name, Capacity: m.cfg.Capacity,
+	return protocol.Joined{PeerID: mem.ID, Role: mem.Role, ResumeToken: resume, Room: r.name, Capacity: m.cfg.Capacity,
 		Peers: peers, ICEServers: ice, Resumed: resumed, ResumeWindowMS: m.cfg.ResumeWindow.Milliseconds(),
 		Presenter: r.presenter, View: r.view}
 }

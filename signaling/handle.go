@@ -20,6 +20,7 @@ var handlers = map[string]func(ss *session, env protocol.Envelope, p protocol.Va
 	protocol.TypeLeave:     leave,
 	protocol.TypePresenter: presenter,
 	protocol.TypeMapView:   mapView,
+	protocol.TypeAnnotate:  annotate,
 }
 
 func (ss *session) handle(ctx context.Context, env protocol.Envelope, p protocol.Validator) {

@@ -64,6 +64,7 @@ func TestMapWatcherGetsSnapshotThenDeltas(t *testing.T) {
 	if len(snap.States) != 251 { // 250 communes + the département
 		t.Fatalf("snapshot has %d states", len(snap.States))
 	}
+	w.expect(livemap.TypeAnnotations, nil) // the room's annotations follow the snapshot
 
 	op := declarations.Actor{ID: "op", Operator: true}
 	day := time.Now().In(mustParis(t)).Format(declarations.DateLayout)

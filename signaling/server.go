@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
+	"crisisroom/livemap"
 	"crisisroom/protocol"
 	"crisisroom/rooms"
 )
@@ -41,6 +42,8 @@ type Config struct {
 	Metrics       *Metrics
 	// Map is the live map feed; nil when the server has no territory.
 	Map Feed
+	// Annotations are the rooms' map annotations; nil turns annotate off.
+	Annotations *livemap.Annotations
 }
 
 func (c Config) withDefaults() Config {

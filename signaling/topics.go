@@ -42,19 +42,25 @@ func subscribe(ss *session, ctx context.Context, env protocol.Envelope, p protoc
 	if err != nil {
 		return err
 	}
-	if ss.member == nil {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		if _, err := ss.s.rooms.CheckRoomToken(ctx, sub.Token); err != nil {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var room string // whose annotations the socket gets
+	if ss.member != nil {
+		room = ss.member.Room
+	} else {
+		l, err := ss.s.rooms.CheckRoomToken(ctx, sub.Token)
+		if err != nil {
 			if errors.Is(err, rooms.ErrTokenInvalid) || errors.Is(err, rooms.ErrTokenExpired) || errors.Is(err, rooms.ErrWrongScope) {
 				return &protocol.ProtocolError{Code: protocol.ErrBadToken, Ref: env.ID, Msg: "join a room or give a valid room token to watch the map"}
 			}
 			return err
 		}
+		room = l.Scope
 	}
 	if !ss.watching {
 		ss.watching = true
 		f.Subscribe(ss.c)
+		return ss.watchAnnotations(ctx, room)
 	}
 	return nil
 }
@@ -67,6 +73,7 @@ func unsubscribe(ss *session, _ context.Context, env protocol.Envelope, p protoc
 	if ss.watching {
 		ss.watching = false
 		f.Unsubscribe(ss.c)
+		ss.unwatchAnnotations()
 	}
 	return nil
 }
@@ -87,6 +94,7 @@ func resync(ss *session, _ context.Context, env protocol.Envelope, p protocol.Va
 func (ss *session) stopWatching() {
 	if ss.watching && ss.s.cfg.Map != nil {
 		ss.s.cfg.Map.Unsubscribe(ss.c)
+		ss.unwatchAnnotations()
 		ss.watching = false
 	}
 }

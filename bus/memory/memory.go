@@ -25,10 +25,15 @@ type sub struct {
 	b     *Bus
 	topic string
 	ch    chan []byte
+	lost  chan struct{}
 	once  sync.Once
 }
 
 func (s *sub) C() <-chan []byte { return s.ch }
+
+// Lost implements bus.Subscription: an in-process bus never disconnects,
+// so it signals only the messages a lagging subscriber was dropped.
+func (s *sub) Lost() <-chan struct{} { return s.lost }
 
 func (s *sub) Close() {
 	s.once.Do(func() {
@@ -54,6 +59,10 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg []byte) error {
 		select {
 		case s.ch <- msg:
 		default: // at-most-once: a lagging subscriber loses this one
+			select {
+			case s.lost <- struct{}{}:
+			default: // already signalled, not yet seen
+			}
 		}
 	}
 	return nil
@@ -66,7 +75,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic string) (bus.Subscription, er
 		b.mu.Unlock()
 		return nil, errClosed
 	}
-	s := &sub{b: b, topic: topic, ch: make(chan []byte, bus.SubscriberBuffer)}
+	s := &sub{b: b, topic: topic, ch: make(chan []byte, bus.SubscriberBuffer), lost: make(chan struct{}, 1)}
 	if b.subs[topic] == nil {
 		b.subs[topic] = map[*sub]struct{}{}
 	}

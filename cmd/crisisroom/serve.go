@@ -26,7 +26,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := newLogger(stderr, cfg.LogLevel)
 
-	be, err := app.OpenBackends(ctx, cfg)
+	be, err := app.OpenBackendsLog(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import { Signaling } from './signal.js';
 import { PeerLink } from './peer.js';
 import { LocalMedia } from './media.js';
 import { SpeakerDetector } from './speaker.js';
+import { LiveMap } from './map.js';
 import { byId, find, Tile, Grid, renderPeople, ChatLog } from './ui.js';
 
 /**
@@ -76,6 +77,8 @@ class RoomApp {
     });
     /** @type {Signaling|null} */
     this.sig = null;
+    /** @type {LiveMap|null} */
+    this.map = null;
     this.selfId = '';
     this.capacity = 0;
     /** @type {ICEServer[]} */
@@ -168,6 +171,7 @@ class RoomApp {
     this.wireControls();
     show('room');
     this.localChanged();
+    this.startMap();
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     this.sig = new Signaling({
       url: `${proto}//${location.host}/ws`,
@@ -210,6 +214,8 @@ class RoomApp {
     }
     this.sendState();
     this.renderPeople();
+    // The map's feed rides on this socket: a new socket watches nothing yet.
+    this.map?.joined(j);
   }
 
   /**
@@ -242,6 +248,7 @@ class RoomApp {
    * @param {Envelope} env
    */
   message(env) {
+    if (this.map?.handle(env)) return;
     const d = env.data ?? {};
     switch (env.type) {
       case 'peer-joined':
@@ -296,6 +303,7 @@ class RoomApp {
    * @param {number} attempt
    */
   status(s, attempt) {
+    this.map?.connection(s);
     const conn = byId('conn');
     conn.dataset.status = s;
     conn.textContent = this.i18n.t(`conn.${s}`);
@@ -328,6 +336,38 @@ class RoomApp {
     byId('banner').hidden = true;
     show('final');
     if (reason) console.info('session ended', code, reason);
+  }
+
+  // ---- the map --------------------------------------------------------
+
+  /**
+   * The live map shares the signaling socket (one connection per page).
+   * It shows beside the video on wide screens and under a tab on phones;
+   * without a territory the room is video only.
+   * @private
+   */
+  startMap() {
+    this.map = new LiveMap({
+      i18n: this.i18n,
+      token: this.token,
+      send: (type, data) => this.sig?.send(type, data) ?? null,
+      selfId: () => this.selfId,
+      nameOf: (id) => (id === this.selfId ? this.selfName : this.members.get(id)?.name ?? '…'),
+    });
+    byId('tab-video').addEventListener('click', () => this.setTab('video'));
+    byId('tab-map').addEventListener('click', () => this.setTab('map'));
+    void this.map.start().then((on) => { byId('view-room').dataset.map = on ? 'on' : 'off'; });
+  }
+
+  /**
+   * @private
+   * @param {'video'|'map'} tab
+   */
+  setTab(tab) {
+    byId('view-room').dataset.tab = tab;
+    byId('tab-video').setAttribute('aria-selected', String(tab === 'video'));
+    byId('tab-map').setAttribute('aria-selected', String(tab === 'map'));
+    if (tab === 'map') this.map?.resized();
   }
 
   // ---- peers ----------------------------------------------------------

@@ -36,8 +36,10 @@ export function shouldReconnect(code) {
  * @typedef {{urls: string[], username?: string, credential?: string}} ICEServer
  * @typedef {{from?: string, audio: boolean, video: boolean, screen: boolean, hand: boolean, speaking: boolean}} PeerState
  * @typedef {{id: string, name: string, role: string, state: PeerState}} PeerInfo
- * @typedef {{peer_id: string, resume_token: string, room: string, capacity: number, peers: PeerInfo[],
- *   ice_servers: ICEServer[], resumed: boolean, resume_window_ms: number}} Joined
+ * @typedef {{from?: string, center: [number, number], zoom: number, commune?: string}} MapView
+ *   the map presenter's viewport ([latitude, longitude]) and selected commune
+ * @typedef {{peer_id: string, role?: string, resume_token: string, room: string, capacity: number, peers: PeerInfo[],
+ *   ice_servers: ICEServer[], resumed: boolean, resume_window_ms: number, presenter?: string, view?: MapView}} Joined
  * @typedef {{to?: string, from?: string, sdp: string}} SDPMessage
  * @typedef {{to?: string, from?: string, candidate: string, sdpMid?: string|null, sdpMLineIndex?: number|null}} CandidateMessage
  * @typedef {{from?: string, name?: string, text: string, at?: number}} ChatMessage

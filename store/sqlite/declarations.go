@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"crisisroom/declarations"
 )
@@ -13,10 +14,6 @@ import (
 func (s *Store) Declarations() declarations.Store { return declStore{s} }
 
 type declStore struct{ s *Store }
-
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
 
 const declCols = `id, commune, day, place, count, note, idem_key, declarant, declarant_label, created_at, revision`
 
@@ -29,26 +26,44 @@ func scanDecl(row interface{ Scan(...any) error }) (declarations.Declaration, er
 	return d, err
 }
 
+// batch is one Apply's transaction with the prepared statements bound to it.
+type batch struct {
+	tx        *sql.Tx
+	st        *stmts
+	declByKey *sql.Stmt
+}
+
 // Apply implements declarations.Store: one IMMEDIATE transaction, one
-// fsync at commit (synchronous=FULL), however many ops.
+// fsync at commit (synchronous=FULL), however many ops. Consecutive inserts
+// go in multi-row statements: with the pure-Go SQLite, per-statement
+// overhead, not the disk, bounds the group committer.
 func (d declStore) Apply(ctx context.Context, ops []declarations.Op) ([]declarations.OpResult, error) {
-	tx, err := d.s.db.BeginTx(ctx, nil)
+	tx, err := d.s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
+	st := &d.s.stmts
+	b := &batch{tx: tx, st: st, declByKey: tx.StmtContext(ctx, st.declByKey)}
 	res := make([]declarations.OpResult, len(ops))
-	for i, op := range ops {
+	for i := 0; i < len(ops); {
 		switch {
-		case op.Insert != nil:
-			res[i], err = insertDecl(ctx, tx, *op.Insert)
-		case op.Amend != nil:
-			res[i], err = amendDecl(ctx, tx, *op.Amend)
+		case ops[i].Insert != nil:
+			j := i + 1
+			for j < len(ops) && j-i < insertChunk && ops[j].Insert != nil {
+				j++
+			}
+			if err := insertRun(ctx, b, ops[i:j], res[i:j]); err != nil {
+				return nil, fmt.Errorf("ops %d-%d: %w", i, j-1, err)
+			}
+			i = j
+		case ops[i].Amend != nil:
+			if res[i], err = amendDecl(ctx, b, *ops[i].Amend); err != nil {
+				return nil, fmt.Errorf("op %d: %w", i, err)
+			}
+			i++
 		default:
-			err = errors.New("empty op")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("op %d: %w", i, err)
+			return nil, fmt.Errorf("op %d: empty op", i)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -57,31 +72,163 @@ func (d declStore) Apply(ctx context.Context, ops []declarations.Op) ([]declarat
 	return res, nil
 }
 
-func insertDecl(ctx context.Context, tx *sql.Tx, in declarations.Declaration) (declarations.OpResult, error) {
-	old, err := scanDecl(tx.QueryRowContext(ctx, `SELECT `+declCols+` FROM declarations WHERE declarant = ? AND idem_key = ?`,
-		in.Declarant, in.IdempotencyKey))
-	if err == nil {
-		return declarations.OpResult{Decl: old, Existed: true}, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return declarations.OpResult{}, err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO declarations(`+declCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
-		in.ID, in.Commune, in.Date, in.Place, in.Count, in.Note, in.IdempotencyKey, in.Declarant, in.DeclarantLabel,
-		ms(in.CreatedAt), in.Revision); err != nil {
-		return declarations.OpResult{}, err
-	}
-	if err := insertRevision(ctx, tx, declarations.Revision{DeclarationID: in.ID, Revision: in.Revision, Date: in.Date,
-		Place: in.Place, Count: in.Count, Note: in.Note, Reason: "déclaration", Actor: in.Declarant,
-		ActorLabel: in.DeclarantLabel, At: in.CreatedAt}); err != nil {
-		return declarations.OpResult{}, err
-	}
-	v, err := bumpVersion(ctx, tx, in.Commune)
-	return declarations.OpResult{Decl: in, Version: v}, err
+// Multi-row statements come in sizes 1, 2, 4 … insertChunk; a run of n
+// inserts is split by the binary digits of n.
+const (
+	insertSizes = 7
+	insertChunk = 1 << (insertSizes - 1)
+)
+
+func insertDeclsSQL(n int) string {
+	return `INSERT INTO declarations(` + declCols + `) VALUES ` + tuples(n, 11) +
+		` ON CONFLICT(declarant, idem_key) DO NOTHING RETURNING id`
 }
 
-func amendDecl(ctx context.Context, tx *sql.Tx, op declarations.AmendOp) (declarations.OpResult, error) {
-	old, err := scanDecl(tx.QueryRowContext(ctx, `SELECT `+declCols+` FROM declarations WHERE id = ?`, op.ID))
+// bumpVersionsSQL raises n communes' versions, each by its own amount.
+func bumpVersionsSQL(n int) string {
+	return `INSERT INTO commune_versions(commune, version) VALUES ` + tuples(n, 2) +
+		` ON CONFLICT(commune) DO UPDATE SET version = version + excluded.version RETURNING commune, version`
+}
+
+func insertRevsSQL(n int) string {
+	return `INSERT INTO declaration_revisions(declaration_id, revision, day, place, count, note, reason, actor, actor_label, at) VALUES ` +
+		tuples(n, 10)
+}
+
+// tuples returns n "(?,?,…)" groups of width parameters.
+func tuples(n, width int) string {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", width), ",") + ")"
+	return strings.TrimSuffix(strings.Repeat(one+",", n), ",")
+}
+
+// pieces splits n (at most insertChunk) into sizes of the prepared
+// statements, largest first, as indexes k of size 1<<k.
+func pieces(n int) []int {
+	var ks []int
+	for k := insertSizes - 1; k >= 0; k-- {
+		if n&(1<<k) != 0 {
+			ks = append(ks, k)
+		}
+	}
+	return ks
+}
+
+// insertRun stores up to insertChunk consecutive inserts in a few
+// statements, with the same results as one by one in order: a key already
+// used by the declarant (before or earlier in the run) yields the original,
+// and each commune's version rises by one per new declaration.
+func insertRun(ctx context.Context, b *batch, ops []declarations.Op, res []declarations.OpResult) error {
+	inserted := map[string]bool{}
+	off := 0
+	for _, k := range pieces(len(ops)) {
+		args := make([]any, 0, 11<<k)
+		for _, op := range ops[off : off+1<<k] {
+			in := op.Insert
+			args = append(args, in.ID, in.Commune, in.Date, in.Place, in.Count, in.Note, in.IdempotencyKey, in.Declarant,
+				in.DeclarantLabel, ms(in.CreatedAt), in.Revision)
+		}
+		if err := queryIDs(ctx, b.tx.StmtContext(ctx, b.st.insertDecls[k]), inserted, args...); err != nil {
+			return err
+		}
+		off += 1 << k
+	}
+	var fresh []*declarations.Declaration
+	for i, op := range ops {
+		if !inserted[op.Insert.ID] {
+			old, err := scanDecl(b.declByKey.QueryRowContext(ctx, op.Insert.Declarant, op.Insert.IdempotencyKey))
+			if err != nil {
+				return fmt.Errorf("idempotency key %q: %w", op.Insert.IdempotencyKey, err)
+			}
+			res[i] = declarations.OpResult{Decl: old, Existed: true}
+			continue
+		}
+		res[i] = declarations.OpResult{Decl: *op.Insert}
+		fresh = append(fresh, op.Insert)
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	if err := insertRevisions(ctx, b, fresh); err != nil {
+		return err
+	}
+	return assignVersions(ctx, b, res)
+}
+
+// queryIDs runs an insert … RETURNING id and adds the ids to into.
+func queryIDs(ctx context.Context, st *sql.Stmt, into map[string]bool, args ...any) error {
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		into[id] = true
+	}
+	return rows.Err()
+}
+
+// insertRevisions writes revision 1 of each new declaration.
+func insertRevisions(ctx context.Context, b *batch, ds []*declarations.Declaration) error {
+	off := 0
+	for _, k := range pieces(len(ds)) {
+		args := make([]any, 0, 10<<k)
+		for _, d := range ds[off : off+1<<k] {
+			args = append(args, d.ID, d.Revision, d.Date, d.Place, d.Count, d.Note, "déclaration", d.Declarant, d.DeclarantLabel, ms(d.CreatedAt))
+		}
+		if _, err := b.tx.StmtContext(ctx, b.st.insertRevs[k]).ExecContext(ctx, args...); err != nil {
+			return err
+		}
+		off += 1 << k
+	}
+	return nil
+}
+
+// assignVersions raises each commune's version once by its number of new
+// declarations (one statement for all the communes of a run) and hands the
+// versions out in op order.
+func assignVersions(ctx context.Context, b *batch, res []declarations.OpResult) error {
+	counts := map[string]int64{}
+	var order []string
+	for _, r := range res {
+		if r.Existed {
+			continue
+		}
+		if counts[r.Decl.Commune] == 0 {
+			order = append(order, r.Decl.Commune)
+		}
+		counts[r.Decl.Commune]++
+	}
+	last := make(map[string]int64, len(order))
+	off := 0
+	for _, k := range pieces(len(order)) {
+		args := make([]any, 0, 2<<k)
+		for _, c := range order[off : off+1<<k] {
+			args = append(args, c, counts[c])
+		}
+		if err := queryVersions(ctx, b.tx.StmtContext(ctx, b.st.bumpVersions[k]), last, args...); err != nil {
+			return err
+		}
+		off += 1 << k
+	}
+	next := make(map[string]int64, len(order))
+	for _, c := range order {
+		next[c] = last[c] - counts[c] + 1
+	}
+	for i := range res {
+		if !res[i].Existed {
+			res[i].Version = next[res[i].Decl.Commune]
+			next[res[i].Decl.Commune]++
+		}
+	}
+	return nil
+}
+
+func amendDecl(ctx context.Context, b *batch, op declarations.AmendOp) (declarations.OpResult, error) {
+	old, err := scanDecl(b.tx.QueryRowContext(ctx, `SELECT `+declCols+` FROM declarations WHERE id = ?`, op.ID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return declarations.OpResult{Err: declarations.ErrNotFound}, nil
 	}
@@ -92,30 +239,48 @@ func amendDecl(ctx context.Context, tx *sql.Tx, op declarations.AmendOp) (declar
 		return declarations.OpResult{Err: declarations.ErrForbidden}, nil
 	}
 	nd := declarations.ApplyAmendment(old, op.Amendment)
-	if _, err := tx.ExecContext(ctx, `UPDATE declarations SET day = ?, place = ?, count = ?, note = ?, revision = ? WHERE id = ?`,
+	if _, err := b.tx.ExecContext(ctx, `UPDATE declarations SET day = ?, place = ?, count = ?, note = ?, revision = ? WHERE id = ?`,
 		nd.Date, nd.Place, nd.Count, nd.Note, nd.Revision, nd.ID); err != nil {
 		return declarations.OpResult{}, err
 	}
-	if err := insertRevision(ctx, tx, declarations.Revision{DeclarationID: nd.ID, Revision: nd.Revision, Date: nd.Date,
+	if err := insertRevision(ctx, b, declarations.Revision{DeclarationID: nd.ID, Revision: nd.Revision, Date: nd.Date,
 		Place: nd.Place, Count: nd.Count, Note: nd.Note, Reason: op.Amendment.Reason, Actor: op.Actor.ID,
 		ActorLabel: op.Actor.Label, At: op.At}); err != nil {
 		return declarations.OpResult{}, err
 	}
-	v, err := bumpVersion(ctx, tx, nd.Commune)
+	v, err := bumpVersion(ctx, b, nd.Commune, 1)
 	return declarations.OpResult{Decl: nd, Version: v, Previous: &old}, err
 }
 
-func insertRevision(ctx context.Context, tx *sql.Tx, r declarations.Revision) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO declaration_revisions(declaration_id, revision, day, place, count, note, reason, actor, actor_label, at)
-		VALUES (?,?,?,?,?,?,?,?,?,?)`, r.DeclarationID, r.Revision, r.Date, r.Place, r.Count, r.Note, r.Reason, r.Actor, r.ActorLabel, ms(r.At))
+func insertRevision(ctx context.Context, b *batch, r declarations.Revision) error {
+	_, err := b.tx.StmtContext(ctx, b.st.insertRevs[0]).ExecContext(ctx,
+		r.DeclarationID, r.Revision, r.Date, r.Place, r.Count, r.Note, r.Reason, r.Actor, r.ActorLabel, ms(r.At))
 	return err
 }
 
-func bumpVersion(ctx context.Context, q querier, commune string) (int64, error) {
-	var v int64
-	err := q.QueryRowContext(ctx, `INSERT INTO commune_versions(commune, version) VALUES (?, 1)
-		ON CONFLICT(commune) DO UPDATE SET version = version + 1 RETURNING version`, commune).Scan(&v)
-	return v, err
+// bumpVersion raises a commune's version by n and returns the new one.
+func bumpVersion(ctx context.Context, b *batch, commune string, n int64) (int64, error) {
+	last := map[string]int64{}
+	err := queryVersions(ctx, b.tx.StmtContext(ctx, b.st.bumpVersions[0]), last, commune, n)
+	return last[commune], err
+}
+
+// queryVersions runs a version upsert … RETURNING commune, version.
+func queryVersions(ctx context.Context, st *sql.Stmt, into map[string]int64, args ...any) error {
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c string
+		var v int64
+		if err := rows.Scan(&c, &v); err != nil {
+			return err
+		}
+		into[c] = v
+	}
+	return rows.Err()
 }
 
 // Declaration implements declarations.Store.

@@ -19,7 +19,32 @@ import (
 // Store implements the stores of every domain package on one database.
 type Store struct {
 	db *sql.DB
+	// wdb is the declarations' group committer's own connection. A
+	// connection that sees another one write drops its page cache; one
+	// that only sees its own writes keeps it warm across commits.
+	wdb   *sql.DB
+	stmts stmts
 }
+
+// stmts are the statements of the hot paths (every API request's token
+// lookup, every declaration's insert), prepared once: the pure-Go SQLite
+// spends more time parsing a statement than running it. database/sql keeps
+// one prepared copy per pooled connection.
+type stmts struct {
+	linkByHash, declByKey *sql.Stmt
+	// Multi-row statements for 1, 2, 4 … insertChunk declarations, their
+	// first revisions and their communes' versions: a group commit of any
+	// size is a few of these.
+	insertDecls, insertRevs, bumpVersions [insertSizes]*sql.Stmt
+	all                                   []*sql.Stmt // to close
+}
+
+// maxConns bounds the pool. WAL readers do not block each other, so a few
+// connections serve any number of concurrent requests; keeping them all
+// idle (instead of database/sql's default of 2) stops the churn of closing
+// and reopening connections under load, each reopen re-running the pragmas
+// and losing the prepared statements.
+const maxConns = 8
 
 // Open opens (creating if needed) the database file and migrates it.
 func Open(ctx context.Context, path string) (*Store, error) {
@@ -27,7 +52,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// WAL lets readers run beside the writer; synchronous=FULL makes a
 	// commit durable before it returns, which the declaration intake's
 	// "201 only once on disk" promise relies on.
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -36,16 +61,62 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
 	s := &Store{db: db}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
+	if s.wdb, err = sql.Open("sqlite", dsn); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s.wdb.SetMaxOpenConns(1)
+	s.wdb.SetMaxIdleConns(1)
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("prepare %s: %w", path, err)
+	}
 	return s, nil
 }
 
+func (s *Store) prepare(ctx context.Context) error {
+	type todo struct {
+		db   *sql.DB
+		stmt **sql.Stmt
+		sql  string
+	}
+	list := []todo{
+		{s.db, &s.stmts.linkByHash, `SELECT id, hash, kind, scope, role, label, created_at, expires_at, revoked_at FROM links WHERE hash = ?`},
+		{s.wdb, &s.stmts.declByKey, `SELECT ` + declCols + ` FROM declarations WHERE declarant = ? AND idem_key = ?`},
+	}
+	for k := range insertSizes {
+		list = append(list, todo{s.wdb, &s.stmts.insertDecls[k], insertDeclsSQL(1 << k)},
+			todo{s.wdb, &s.stmts.insertRevs[k], insertRevsSQL(1 << k)}, todo{s.wdb, &s.stmts.bumpVersions[k], bumpVersionsSQL(1 << k)})
+	}
+	for _, p := range list {
+		st, err := p.db.PrepareContext(ctx, p.sql)
+		if err != nil {
+			return err
+		}
+		*p.stmt = st
+		s.stmts.all = append(s.stmts.all, st)
+	}
+	return nil
+}
+
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	for _, st := range s.stmts.all {
+		st.Close()
+	}
+	var werr error
+	if s.wdb != nil {
+		werr = s.wdb.Close()
+	}
+	return errors.Join(s.db.Close(), werr)
+}
 
 // DB exposes the handle to other packages' store code in this module.
 func (s *Store) DB() *sql.DB { return s.db }
@@ -100,6 +171,35 @@ var migrations = []string{
 	CREATE TABLE commune_versions (
 		commune TEXT PRIMARY KEY,
 		version INTEGER NOT NULL
+	);`,
+	// Live map: annotations are soft-deleted (deleted_at) for the record;
+	// operator layers keep their GeoJSON as uploaded (compacted).
+	`CREATE TABLE annotations (
+		id TEXT PRIMARY KEY,
+		room TEXT NOT NULL,
+		kind TEXT NOT NULL,
+		coords TEXT NOT NULL,
+		label TEXT NOT NULL,
+		color TEXT NOT NULL,
+		author TEXT NOT NULL,
+		author_name TEXT NOT NULL,
+		editor TEXT NOT NULL,
+		editor_name TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL,
+		version INTEGER NOT NULL,
+		deleted_at INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX annotations_room ON annotations(room, deleted_at, created_at);
+	CREATE TABLE map_layers (
+		id TEXT PRIMARY KEY,
+		name TEXT NOT NULL,
+		features INTEGER NOT NULL,
+		bytes INTEGER NOT NULL,
+		author TEXT NOT NULL,
+		author_label TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		geojson BLOB NOT NULL
 	);`,
 }
 
@@ -202,8 +302,7 @@ func (s *Store) CreateLink(ctx context.Context, l rooms.Link) error {
 func (s *Store) LinkByHash(ctx context.Context, hash []byte) (rooms.Link, error) {
 	var l rooms.Link
 	var c, e, r int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, hash, kind, scope, role, label, created_at, expires_at, revoked_at
-		FROM links WHERE hash = ?`, hash).Scan(&l.ID, &l.Hash, &l.Kind, &l.Scope, &l.Role, &l.Label, &c, &e, &r)
+	err := s.stmts.linkByHash.QueryRowContext(ctx, hash).Scan(&l.ID, &l.Hash, &l.Kind, &l.Scope, &l.Role, &l.Label, &c, &e, &r)
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, rooms.ErrNotFound
 	}
