@@ -55,9 +55,10 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 		return nil, err
 	}
 	a.Rooms = rooms.NewManager(rooms.Config{
-		Capacity:     cfg.RoomCapacity,
-		ResumeWindow: cfg.ResumeWindow,
-		ICEServers:   a.turn.iceServers,
+		Capacity:           cfg.RoomCapacity,
+		ResumeWindow:       cfg.ResumeWindow,
+		ICEServers:         a.turn.iceServers,
+		ICETransportPolicy: cfg.ICEPolicy,
 	}, be.Store, log.With("component", "rooms"))
 	if err := a.setupDeclarations(ctx); err != nil {
 		a.turn.close()

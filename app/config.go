@@ -48,6 +48,7 @@ type Config struct {
 	TURNCredTTL    time.Duration
 	TURNMaxAllocs  int
 	TURNAllowPeers []string // CIDRs the relay may reach although private/loopback
+	ICEPolicy      string   // "all" or "relay": media only through TURN
 
 	// Declarations.
 	Territory    string // boundaries GeoJSON file or URL; empty = declarations off
@@ -77,6 +78,7 @@ func DefaultConfig() Config {
 		TURNListenTCP: ":3478",
 		TURNRealm:     "crisisroom",
 		TURNCredTTL:   10 * time.Minute,
+		ICEPolicy:     "all",
 		TURNMaxAllocs: 32, // a browser allocates per TURN URL per peer: 5 peers × 3 URLs is 15
 		Timezone:      "Europe/Paris",
 		MaxCount:      200,
@@ -161,6 +163,7 @@ func (c *Config) Bind(fs *flag.FlagSet) func() error {
 	str(&c.TURNRealm, "turn-realm", "TURN_REALM", "TURN realm")
 	dur(&c.TURNCredTTL, "turn-credential-ttl", "TURN_CREDENTIAL_TTL", "lifetime of per-participant TURN credentials")
 	integer(&c.TURNMaxAllocs, "turn-max-allocations", "TURN_MAX_ALLOCATIONS", "TURN allocations allowed per participant")
+	str(&c.ICEPolicy, "ice-policy", "ICE_POLICY", "all, or relay: media only through TURN (hides participants' addresses from each other)")
 	list(&c.TURNAllowPeers, "turn-allow-peers", "TURN_ALLOW_PEERS", "CIDRs the TURN relay may reach although loopback/private")
 	str(&c.Territory, "territory", "TERRITORY", "commune boundaries: GeoJSON file or URL (declarations are off without it)")
 	str(&c.CommunesCSV, "communes", "COMMUNES", "commune list CSV (population, merges): file or URL")
@@ -217,6 +220,12 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.mapTilesOrigin(); err != nil {
 		return err
+	}
+	if c.ICEPolicy != "all" && c.ICEPolicy != "relay" {
+		return fmt.Errorf("ice-policy %q: all or relay", c.ICEPolicy)
+	}
+	if c.ICEPolicy == "relay" && !c.TURNEnabled && len(c.TURNURLs) == 0 {
+		return fmt.Errorf("ice-policy relay needs a TURN server: --turn or --turn-urls")
 	}
 	if c.TURNCredTTL < time.Minute || c.TURNCredTTL > 24*time.Hour {
 		return fmt.Errorf("turn-credential-ttl %s: between 1m and 24h", c.TURNCredTTL)

@@ -40,6 +40,13 @@ func startServer(t *testing.T, capacity int, resumeWindow time.Duration, opts ..
 	cfg.ResumeWindow = resumeWindow
 	cfg.PublicURL = "http://" + proxy.addr()
 	cfg.Addr = "127.0.0.1:0"
+	// Media goes through the built-in TURN on loopback, relay only: Chromium
+	// never gathers candidates on this machine's other interfaces, so every
+	// test packet stays on 127.0.0.0/8.
+	cfg.TURNEnabled = true
+	cfg.TURNListenUDP, cfg.TURNListenTCP = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.TURNAllowPeers = []string{"127.0.0.0/8"}
+	cfg.ICEPolicy = "relay"
 	for _, o := range opts {
 		o(&cfg)
 	}

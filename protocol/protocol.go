@@ -243,8 +243,11 @@ type Joined struct {
 	// after the socket drops.
 	ResumeWindowMS int64 `json:"resume_window_ms"`
 	// Presenter and View let a late joiner follow the map at once.
-	Presenter string   `json:"presenter"`
-	View      *MapView `json:"view,omitempty"`
+	Presenter string `json:"presenter"`
+	// ICETransportPolicy is "all" or "relay" (media only through TURN: no
+	// participant learns another's address).
+	ICETransportPolicy string   `json:"ice_transport_policy"`
+	View               *MapView `json:"view,omitempty"`
 }
 
 // Subscribe asks for a topic's stream. A socket that has not joined a room

@@ -44,7 +44,9 @@ type Config struct {
 	// ICEServers returns the ICE servers for one member (TURN credentials
 	// are per member and short-lived). May be nil.
 	ICEServers func(memberID string) []protocol.ICEServer
-	Now        func() time.Time
+	// ICETransportPolicy is handed to clients: "all" (default) or "relay".
+	ICETransportPolicy string
+	Now                func() time.Time
 }
 
 // Errors of Join and Resume.
@@ -76,6 +78,9 @@ func NewManager(cfg Config, st Store, log *slog.Logger) *Manager {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.ICETransportPolicy == "" {
+		cfg.ICETransportPolicy = "all"
 	}
 	return &Manager{cfg: cfg, store: st, log: log, rooms: map[string]*room{}, resumes: map[string]*Member{}}
 }
@@ -198,7 +203,8 @@ func (m *Manager) joinedLocked(r *room, mem *Member, resume string, resumed bool
 	}
 	return protocol.Joined{PeerID: mem.ID, Role: mem.Role, ResumeToken: resume, Room: r.name, Capacity: m.cfg.Capacity,
 		Peers: peers, ICEServers: ice, Resumed: resumed, ResumeWindowMS: m.cfg.ResumeWindow.Milliseconds(),
-		Presenter: r.presenter, View: r.view}
+		ICETransportPolicy: m.cfg.ICETransportPolicy,
+		Presenter:          r.presenter, View: r.view}
 }
 
 func (mem *Member) infoLocked() protocol.PeerInfo {

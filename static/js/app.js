@@ -83,6 +83,8 @@ class RoomApp {
     this.capacity = 0;
     /** @type {ICEServer[]} */
     this.iceServers = [];
+    /** @type {RTCIceTransportPolicy} */
+    this.icePolicy = 'all';
     /** @type {Map<string, PeerLink>} */
     this.links = new Map();
     /** @type {Map<string, Member>} */
@@ -199,6 +201,7 @@ class RoomApp {
    */
   joined(j) {
     this.iceServers = j.ice_servers ?? [];
+    this.icePolicy = j.ice_transport_policy === 'relay' ? 'relay' : 'all';
     this.capacity = j.capacity;
     byId('room-title').textContent = j.room;
     if (j.resumed && j.peer_id === this.selfId) {
@@ -397,6 +400,7 @@ class RoomApp {
       id: p.id,
       selfId: this.selfId,
       iceServers: this.iceServers,
+      iceTransportPolicy: this.icePolicy,
       local: () => this.media.tracks(),
       send: (type, data) => { this.sig?.send(type, data); },
       onStream: (stream) => {

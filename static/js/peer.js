@@ -12,6 +12,7 @@
  * @property {string} id            the remote member
  * @property {string} selfId        our member id
  * @property {ICEServer[]} iceServers
+ * @property {RTCIceTransportPolicy} iceTransportPolicy  "relay" when the server wants media through TURN only
  * @property {() => {audio: MediaStreamTrack|null, video: MediaStreamTrack|null, stream: MediaStream}} local
  * @property {(type: string, data: any) => void} send   to the signaling socket
  * @property {(stream: MediaStream) => void} onStream   the remote stream gained a track
@@ -50,7 +51,7 @@ export class PeerLink {
      * sees (and the browser test checks) that an ICE restart went through. */
     this.negotiations = 0;
 
-    const pc = new RTCPeerConnection({ iceServers: o.iceServers, bundlePolicy: 'max-bundle' });
+    const pc = new RTCPeerConnection({ iceServers: o.iceServers, iceTransportPolicy: o.iceTransportPolicy, bundlePolicy: 'max-bundle' });
     this.pc = pc;
     pc.onicecandidate = (ev) => {
       if (!ev.candidate) return; // end-of-candidates is implicit for us

@@ -39,7 +39,7 @@ export function shouldReconnect(code) {
  * @typedef {{from?: string, center: [number, number], zoom: number, commune?: string}} MapView
  *   the map presenter's viewport ([latitude, longitude]) and selected commune
  * @typedef {{peer_id: string, role?: string, resume_token: string, room: string, capacity: number, peers: PeerInfo[],
- *   ice_servers: ICEServer[], resumed: boolean, resume_window_ms: number, presenter?: string, view?: MapView}} Joined
+ *   ice_servers: ICEServer[], resumed: boolean, resume_window_ms: number, ice_transport_policy?: string, presenter?: string, view?: MapView}} Joined
  * @typedef {{to?: string, from?: string, sdp: string}} SDPMessage
  * @typedef {{to?: string, from?: string, candidate: string, sdpMid?: string|null, sdpMLineIndex?: number|null}} CandidateMessage
  * @typedef {{from?: string, name?: string, text: string, at?: number}} ChatMessage
