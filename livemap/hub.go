@@ -133,6 +133,7 @@ func (h *Hub) Offer(s State) {
 func (h *Hub) Run(ctx context.Context, updates <-chan []byte, reconcile time.Duration) {
 	tick := time.NewTicker(reconcile)
 	defer tick.Stop()
+	depStale := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -148,9 +149,14 @@ func (h *Hub) Run(ctx context.Context, updates <-chan []byte, reconcile time.Dur
 				continue
 			}
 			h.Offer(FromCommuneState(cs))
-			// The département changes with every commune.
-			h.Offer(FromCommuneState(h.src.State("")))
+			// The département changes with every commune; it is summed
+			// once per delta, not once per message of a burst.
+			depStale = true
 		case <-h.wake:
+			if depStale {
+				depStale = false
+				h.Offer(FromCommuneState(h.src.State("")))
+			}
 			h.flush()
 		case <-tick.C:
 			h.Reconcile()
