@@ -335,6 +335,16 @@ func TestMapInBrowsers(t *testing.T) {
 	waitSameView(t, pres, late, "late joiner")
 	late.waitFor("the annotation and the layer list", `document.querySelector('[data-ann]') !== null && document.querySelectorAll('#layers-list li').length === 1`, 5*time.Second)
 
+	// A restart of the server on the same data dir (an update at 3 a.m.):
+	// the pages come back by themselves and the annotation is still there.
+	restarted := time.Now()
+	srv.restart(t)
+	for _, p := range []*page{pres, fol, late} {
+		p.waitFor("live again after the server restart", liveJS, 30*time.Second)
+		p.waitFor("the annotation after the server restart", `document.getElementById('map-pane').dataset.annotations === '1' && [...document.querySelectorAll('.ann-tip')].some((e) => e.textContent === `+js(shelter)+`)`, 10*time.Second)
+	}
+	t.Logf("after a server restart all pages are live with the stored annotation in %v", time.Since(restarted).Round(time.Millisecond))
+
 	for _, p := range []*page{pres, fol, late} {
 		p.checkClean()
 	}

@@ -24,6 +24,9 @@ type testServer struct {
 	app   *app.App
 	http  *httptest.Server
 	proxy *cutProxy
+	be    *app.Backends
+	cfg   app.Config
+	log   *slog.Logger
 }
 
 // startServer builds the server exactly as `crisisroom serve` does, with a
@@ -32,7 +35,6 @@ type testServer struct {
 // PublicURL points there so that minted links do too.
 func startServer(t *testing.T, capacity int, resumeWindow time.Duration, opts ...func(*app.Config)) *testServer {
 	t.Helper()
-	ctx := context.Background()
 	proxy := newCutProxy(t)
 	cfg := app.DefaultConfig()
 	cfg.DataDir = t.TempDir()
@@ -57,11 +59,25 @@ func startServer(t *testing.T, capacity int, resumeWindow time.Duration, opts ..
 		}
 	})
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	be, err := app.OpenBackends(ctx, cfg)
+	ts := &testServer{proxy: proxy, cfg: cfg, log: log}
+	ts.boot(t)
+	t.Cleanup(func() {
+		proxy.close()
+		ts.stop()
+	})
+	return ts
+}
+
+// boot opens the back ends on the data dir and serves a new app behind the
+// proxy.
+func (s *testServer) boot(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	be, err := app.OpenBackends(ctx, s.cfg)
 	if err != nil {
 		t.Fatalf("open backends: %v", err)
 	}
-	a, err := app.New(ctx, cfg, be, log)
+	a, err := app.New(ctx, s.cfg, be, s.log)
 	if err != nil {
 		t.Fatalf("new app: %v", err)
 	}
@@ -76,16 +92,25 @@ func startServer(t *testing.T, capacity int, resumeWindow time.Duration, opts ..
 	srv.Listener.Close()
 	srv.Listener = l
 	srv.Start()
-	proxy.start(l.Addr().String())
-	t.Cleanup(func() {
-		proxy.close()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = a.Shutdown(sctx)
-		srv.Close()
-		_ = be.Close()
-	})
-	return &testServer{app: a, http: srv, proxy: proxy}
+	s.app, s.http, s.be = a, srv, be
+	s.proxy.start(l.Addr().String())
+}
+
+// stop shuts the app down as SIGTERM does: clients are told to reconnect.
+func (s *testServer) stop() {
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.app.Shutdown(sctx)
+	s.http.Close()
+	_ = s.be.Close()
+}
+
+// restart stops the server and starts a new one on the same data dir, as
+// an operator's restart for an update does.
+func (s *testServer) restart(t *testing.T) {
+	t.Helper()
+	s.stop()
+	s.boot(t)
 }
 
 // link mints a participant link to the standing room.
@@ -105,9 +130,11 @@ type cutProxy struct {
 	l  net.Listener
 	wg sync.WaitGroup
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	down  bool // refuse new connections, as an unreachable server would
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	down    bool   // refuse new connections, as an unreachable server would
+	backend string // where new connections go
+	started bool
 }
 
 func newCutProxy(t *testing.T) *cutProxy {
@@ -120,7 +147,16 @@ func newCutProxy(t *testing.T) *cutProxy {
 
 func (p *cutProxy) addr() string { return p.l.Addr().String() }
 
+// start points the proxy at backend; the first call starts accepting.
 func (p *cutProxy) start(backend string) {
+	p.mu.Lock()
+	p.backend = backend
+	started := p.started
+	p.started = true
+	p.mu.Unlock()
+	if started {
+		return
+	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -132,15 +168,15 @@ func (p *cutProxy) start(backend string) {
 			p.wg.Add(1)
 			go func() {
 				defer p.wg.Done()
-				p.forward(c, backend)
+				p.forward(c)
 			}()
 		}
 	}()
 }
 
-func (p *cutProxy) forward(c net.Conn, backend string) {
+func (p *cutProxy) forward(c net.Conn) {
 	p.mu.Lock()
-	down := p.down
+	down, backend := p.down, p.backend
 	p.mu.Unlock()
 	if down {
 		c.Close()
