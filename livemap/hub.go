@@ -27,6 +27,27 @@ type Subscriber interface {
 	Send(f rooms.Frame)
 }
 
+// Queuer is a Subscriber whose Send may write at once, on the caller's
+// goroutine (signaling's connections do, the cheapest way to deliver one
+// frame). The hub's fan-outs use Queue, which only queues: a fan-out to
+// thousands of watchers written from the hub's goroutine would hold the
+// next update back for the whole of it.
+type Queuer interface {
+	Queue(f rooms.Frame)
+}
+
+// fanLocked queues f for every subscriber; the same bytes for all. h.mu is
+// held.
+func (h *Hub) fanLocked(f rooms.Frame) {
+	for s := range h.subs {
+		if q, ok := s.(Queuer); ok {
+			q.Queue(f)
+		} else {
+			s.Send(f)
+		}
+	}
+}
+
 // State is the map's compact view of one commune ("" = the département):
 // what colours a polygon and fills the header strip. The time series is
 // fetched on demand (GET /api/v1/aggregates?commune=), not pushed.
@@ -143,12 +164,23 @@ func (h *Hub) Run(ctx context.Context, updates <-chan []byte, reconcile time.Dur
 				updates = nil // bus gone: reconciliation alone keeps us right
 				continue
 			}
-			var cs declarations.CommuneState
-			if err := json.Unmarshal(b, &cs); err != nil {
-				h.log.Warn("bad commune state on the bus", "err", err)
-				continue
+			h.take(b)
+			// Every update already waiting joins the same delta: a burst (one
+			// group commit) makes one delta, so one write per watcher, not
+			// one per commune.
+			for more := true; more; {
+				select {
+				case b, ok := <-updates:
+					if !ok {
+						updates = nil
+						more = false
+						continue
+					}
+					h.take(b)
+				default:
+					more = false
+				}
 			}
-			h.Offer(FromCommuneState(cs))
 			// The département changes with every commune; it is summed
 			// once per delta, not once per message of a burst.
 			depStale = true
@@ -162,6 +194,16 @@ func (h *Hub) Run(ctx context.Context, updates <-chan []byte, reconcile time.Dur
 			h.Reconcile()
 		}
 	}
+}
+
+// take offers one commune state from the bus.
+func (h *Hub) take(b []byte) {
+	var cs declarations.CommuneState
+	if err := json.Unmarshal(b, &cs); err != nil {
+		h.log.Warn("bad commune state on the bus", "err", err)
+		return
+	}
+	h.Offer(FromCommuneState(cs))
 }
 
 // Reconcile offers every source state; only newer versions pass.
@@ -194,10 +236,7 @@ func (h *Hub) flush() {
 	h.seq++
 	d.Seq = h.seq
 	h.snapshot = nil
-	f := rooms.Frame{Data: protocol.Encode(TypeDelta, "", d)}
-	for s := range h.subs {
-		s.Send(f)
-	}
+	h.fanLocked(rooms.Frame{Data: protocol.Encode(TypeDelta, "", d)})
 }
 
 // Subscribe adds s and sends it the snapshot. Under the hub lock, so the
@@ -252,7 +291,5 @@ func (h *Hub) snapshotLocked() []byte {
 func (h *Hub) Broadcast(f rooms.Frame) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for s := range h.subs {
-		s.Send(f)
-	}
+	h.fanLocked(f)
 }

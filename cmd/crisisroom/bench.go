@@ -24,6 +24,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "intake" {
 		return benchIntake(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "fanout" {
+		return benchFanout(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "join" {
 		return fmt.Errorf("usage: crisisroom bench join [--runs N] | crisisroom bench intake [--declarants N] [--seconds S]")
 	}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// asBinary makes the test binary act as the crisisroom binary: bench
+// fanout starts its server as a child process of os.Executable(), which
+// under `go test` is this test binary.
+const asBinary = "CRISISROOM_TEST_AS_BINARY"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asBinary) == "1" {
+		main() // exits non-zero on error
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestBenchFanout runs the command as a user would, small (200 watchers,
+// 20 declarations): the server is a child process, the watchers real
+// WebSocket clients, and every watcher must get every declaration. Timing
+// is printed, not asserted: the machine is shared.
+func TestBenchFanout(t *testing.T) {
+	if geo, _ := defaultGeoFiles(); geo == "" {
+		t.Fatal("shared/geo (the Morbihan communes) not found beside the repository")
+	}
+	t.Setenv(asBinary, "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	args := []string{"bench", "fanout", "--watchers", "200", "--declarations", "20", "--rate", "50", "--timeout", "90s"}
+	if err := run(ctx, args, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	t.Log(out.String())
+	text := out.String()
+	for _, want := range []string{
+		"subscribed: 200 watchers",
+		"posted: 20 declarations",
+		"delivery: 4000 of 4000 = 100.00 % (seq gaps 0, sockets closed by the server 0,",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	m := regexp.MustCompile(`(?m)^rss_per_conn_kib=(\d+\.\d)$`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatal("no rss_per_conn_kib=X line: the child's memory was not measured")
+	}
+	if kib, _ := strconv.ParseFloat(m[1], 64); kib <= 0 {
+		t.Errorf("rss_per_conn_kib=%v", kib)
+	}
+	lines := strings.Split(strings.TrimSpace(text), "\n")
+	if !regexp.MustCompile(`^fanout_p99_ms=\d+\.\d$`).MatchString(lines[len(lines)-1]) {
+		t.Fatalf("last line %q is not fanout_p99_ms=X", lines[len(lines)-1])
+	}
+}
+
+// TestBenchFanoutFlags: bad combinations are refused before anything starts.
+func TestBenchFanoutFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--watchers", "0"},
+		{"--rate", "0"},
+		{"--url", "http://127.0.0.1:1"}, // no token
+	} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), append([]string{"bench", "fanout"}, args...), &out, &errOut)
+		if err == nil {
+			t.Errorf("%v: accepted", args)
+		}
+	}
+}
