@@ -3,6 +3,7 @@ package declarations_test
 import (
 	"bytes"
 	"context"
+	"crisisroom/internal/testgeo"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -10,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -25,26 +25,8 @@ import (
 // The real server, through its HTTP API: app.OpenBackends + app.New with the
 // real Morbihan territory, served by httptest on loopback.
 
-// sharedGeoDir finds shared/geo beside the repository by walking up from the
-// working directory; missing reference data fails the test.
-func sharedGeoDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "geo")
-		if _, err := os.Stat(filepath.Join(cand, "communes-56-morbihan-cog2021.csv")); err == nil {
-			return cand
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("reference data not found: no shared/geo/communes-56-morbihan-cog2021.csv in the working directory " +
-				"or any parent; put the shared/geo folder beside the repository (see shared/geo/README.md)")
-		}
-		dir = filepath.Dir(dir)
-	}
-}
+// sharedGeoDir is the shared reference territory (internal/testgeo).
+func sharedGeoDir(t *testing.T) string { return testgeo.Dir(t) }
 
 // parisDay is today+offset in the deployment's time zone, the zone the
 // server's "today" uses.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crisisroom/internal/testgeo"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,26 +31,8 @@ import (
 	"crisisroom/rooms"
 )
 
-// declGeoDir finds shared/geo beside the repository by walking up from the
-// working directory. Missing reference data fails the test.
-func declGeoDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "geo")
-		if _, err := os.Stat(filepath.Join(cand, "communes-56-morbihan-cog2021.csv")); err == nil {
-			return cand
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("reference data not found: no shared/geo/communes-56-morbihan-cog2021.csv in the working directory " +
-				"or any parent; put the shared/geo folder beside the repository (see shared/geo/README.md)")
-		}
-		dir = filepath.Dir(dir)
-	}
-}
+// declGeoDir is the shared reference territory (internal/testgeo).
+func declGeoDir(t *testing.T) string { return testgeo.Dir(t) }
 
 // startDeclServer is startServer with the Morbihan territory loaded, so
 // that the declaration API is on. Browsers go through the cut proxy.

@@ -3,13 +3,13 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crisisroom/internal/testgeo"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,21 +31,8 @@ const (
 	followJS = `document.getElementById('map-pane').dataset.follow`
 )
 
-// geoDir finds shared/geo above the working directory: the map needs the
-// real territory, and a missing one is a failure, not a skip.
-func geoDir(t *testing.T) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		p := filepath.Join(d, "shared", "geo")
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			return p
-		}
-		if filepath.Dir(d) == d {
-			t.Fatalf("shared/geo not found above %s: the map test needs the reference territory", dir)
-		}
-	}
-}
+// geoDir is the shared reference territory (internal/testgeo).
+func geoDir(t *testing.T) string { return testgeo.Dir(t) }
 
 func startMapServer(t *testing.T) *testServer {
 	t.Helper()

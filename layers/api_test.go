@@ -3,12 +3,12 @@ package layers_test
 import (
 	"bytes"
 	"context"
+	"crisisroom/internal/testgeo"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -72,20 +72,8 @@ func start(t *testing.T) *env {
 		ws: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", http: &http.Client{Timeout: 20 * time.Second}}
 }
 
-// geoDir finds ../shared/geo beside the repository (a missing one fails).
-func geoDir(t *testing.T) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		p := filepath.Join(d, "shared", "geo")
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			return p
-		}
-		if filepath.Dir(d) == d {
-			t.Fatalf("shared/geo not found above %s", dir)
-		}
-	}
-}
+// geoDir is the shared reference territory (internal/testgeo).
+func geoDir(t *testing.T) string { return testgeo.Dir(t) }
 
 type answer struct {
 	status int

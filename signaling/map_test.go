@@ -2,7 +2,7 @@ package signaling_test
 
 import (
 	"context"
-	"os"
+	"crisisroom/internal/testgeo"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,21 +15,8 @@ import (
 	"crisisroom/rooms"
 )
 
-// geoDir finds ../shared/geo beside the repository; the map needs a real
-// territory, and a missing one is a failure, not a skip.
-func geoDir(t *testing.T) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		p := filepath.Join(d, "shared", "geo")
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			return p
-		}
-		if filepath.Dir(d) == d {
-			t.Fatalf("shared/geo not found above %s: the map tests need the reference territory", dir)
-		}
-	}
-}
+// geoDir is the shared reference territory (internal/testgeo).
+func geoDir(t *testing.T) string { return testgeo.Dir(t) }
 
 func mapEnv(t *testing.T) *biEnv {
 	geo := geoDir(t)

@@ -2,8 +2,8 @@ package territory
 
 import (
 	"context"
+	"crisisroom/internal/testgeo"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,28 +15,8 @@ const (
 	realCSV     = "communes-56-morbihan-cog2021.csv"
 )
 
-// geoDir finds the shared reference data: a shared/geo folder in the
-// working directory or one of its parents (it sits beside the repository).
-// Its absence is a failure, never a skip: these are the tests that matter.
-func geoDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "geo")
-		if st, err := os.Stat(filepath.Join(cand, realGeoJSON)); err == nil && st.Mode().IsRegular() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("reference data not found: no shared/geo/%s in the working directory or any parent; "+
-				"put the shared/geo folder beside the repository (see shared/geo/README.md)", realGeoJSON)
-		}
-		dir = parent
-	}
-}
+// geoDir is the shared reference territory (internal/testgeo).
+func geoDir(t testing.TB) string { return testgeo.Dir(t) }
 
 func loadReal(t *testing.T, withCSV bool) *Territory {
 	t.Helper()

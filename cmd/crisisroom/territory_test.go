@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crisisroom/internal/testgeo"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,25 +15,8 @@ import (
 	"crisisroom/territory"
 )
 
-// sharedGeo finds shared/geo beside the repository by walking up from the
-// working directory; missing reference data fails the test.
-func sharedGeo(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "geo")
-		if _, err := os.Stat(filepath.Join(cand, "communes-56-morbihan.geojson")); err == nil {
-			return cand
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("reference data not found: no shared/geo/communes-56-morbihan.geojson in the working directory or any parent")
-		}
-		dir = filepath.Dir(dir)
-	}
-}
+// sharedGeo is the shared reference territory (internal/testgeo).
+func sharedGeo(t *testing.T) string { return testgeo.Dir(t) }
 
 // TestTerritoryFetch runs `crisisroom territory fetch` against a loopback
 // stand-in for geo.api.gouv.fr serving the real Morbihan boundaries, then

@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crisisroom/internal/testgeo"
 	"crypto/rand"
 	"encoding/csv"
 	"encoding/hex"
@@ -65,26 +66,8 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-// sharedGeo finds shared/geo beside the repository by walking up from the
-// working directory; missing reference data fails the test.
-func sharedGeo(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "geo")
-		if _, err := os.Stat(filepath.Join(cand, "communes-56-morbihan-cog2021.csv")); err == nil {
-			return cand
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("reference data not found: no shared/geo/communes-56-morbihan-cog2021.csv in the working directory " +
-				"or any parent; put the shared/geo folder beside the repository (see shared/geo/README.md)")
-		}
-		dir = filepath.Dir(dir)
-	}
-}
+// sharedGeo is the shared reference territory (internal/testgeo).
+func sharedGeo(t *testing.T) string { return testgeo.Dir(t) }
 
 func readCodes(t *testing.T, path string) []string {
 	t.Helper()
