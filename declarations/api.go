@@ -33,14 +33,27 @@ type API struct {
 
 // Mount registers the routes on r.
 func (a *API) Mount(r chi.Router) {
-	r.Post("/declarations", a.declare)
-	r.Get("/declarations", a.list)
-	r.Get("/declarations/{id}", a.get)
-	r.Post("/declarations/{id}/amendments", a.amend)
-	r.Get("/aggregates", a.aggregates)
-	r.Get("/export.csv", a.export)
-	r.Get("/report", a.report)
-	r.Get("/me", a.me)
+	r.Post("/declarations", a.authed(a.declare))
+	r.Get("/declarations", a.authed(a.list))
+	r.Get("/declarations/{id}", a.authed(a.get))
+	r.Post("/declarations/{id}/amendments", a.authed(a.amend))
+	r.Get("/aggregates", a.authed(a.aggregates))
+	r.Get("/export.csv", a.authed(a.export))
+	r.Get("/report", a.authed(a.report))
+	r.Get("/me", a.authed(a.me))
+}
+
+// authed resolves the caller once for every route: no route runs without
+// an actor, and the 401 answer is the same everywhere.
+func (a *API) authed(h func(w http.ResponseWriter, r *http.Request, actor Actor)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		actor, err := a.Auth(r)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		h(w, r, actor)
+	}
 }
 
 // apiError is the body of every error answer.
@@ -112,12 +125,7 @@ func DecodeInput(r io.Reader, v any) error {
 	return nil
 }
 
-func (a *API) declare(w http.ResponseWriter, r *http.Request) {
-	actor, err := a.Auth(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
+func (a *API) declare(w http.ResponseWriter, r *http.Request, actor Actor) {
 	if actor.Viewer && !actor.Operator {
 		fail(w, ErrForbidden)
 		return
@@ -139,12 +147,7 @@ func (a *API) declare(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, d)
 }
 
-func (a *API) amend(w http.ResponseWriter, r *http.Request) {
-	actor, err := a.Auth(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
+func (a *API) amend(w http.ResponseWriter, r *http.Request, actor Actor) {
 	if actor.Viewer && !actor.Operator {
 		fail(w, ErrForbidden)
 		return
@@ -173,12 +176,7 @@ func scope(actor Actor, asked string) (string, error) {
 	return actor.Commune, nil
 }
 
-func (a *API) list(w http.ResponseWriter, r *http.Request) {
-	actor, err := a.Auth(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
+func (a *API) list(w http.ResponseWriter, r *http.Request, actor Actor) {
 	commune, err := scope(actor, r.URL.Query().Get("commune"))
 	if err != nil {
 		fail(w, err)
@@ -192,12 +190,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"commune": commune, "declarations": list})
 }
 
-func (a *API) get(w http.ResponseWriter, r *http.Request) {
-	actor, err := a.Auth(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
+func (a *API) get(w http.ResponseWriter, r *http.Request, actor Actor) {
 	d, revs, err := a.Svc.Get(r.Context(), chi.URLParam(r, "id"))
 	if err != nil {
 		fail(w, err)
@@ -210,12 +203,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"declaration": d, "revisions": revs})
 }
 
-func (a *API) aggregates(w http.ResponseWriter, r *http.Request) {
-	actor, err := a.Auth(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
+func (a *API) aggregates(w http.ResponseWriter, r *http.Request, actor Actor) {
 	commune, err := scope(actor, r.URL.Query().Get("commune"))
 	if err != nil {
 		fail(w, err)
@@ -240,12 +228,7 @@ func (a *API) aggregates(w http.ResponseWriter, r *http.Request) {
 	}{dep, a.Svc.Snapshot()})
 }
 
-func (a *API) me(w http.ResponseWriter, r *http.Request) {
-	actor, err := a.Auth(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
+func (a *API) me(w http.ResponseWriter, r *http.Request, actor Actor) {
 	rules := a.Svc.Rules()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"label": actor.Label, "operator": actor.Operator, "commune": actor.Commune, "commune_name": a.Name(actor.Commune),

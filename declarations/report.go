@@ -7,12 +7,7 @@ import (
 	"time"
 )
 
-func (a *API) export(w http.ResponseWriter, r *http.Request) {
-	actor, err := a.Auth(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
+func (a *API) export(w http.ResponseWriter, r *http.Request, actor Actor) {
 	if !actor.Operator {
 		fail(w, ErrForbidden)
 		return
@@ -95,12 +90,7 @@ func (s *Service) Report(day string, name CommuneNamer) Report {
 	return rep
 }
 
-func (a *API) report(w http.ResponseWriter, r *http.Request) {
-	actor, err := a.Auth(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
+func (a *API) report(w http.ResponseWriter, r *http.Request, actor Actor) {
 	if !actor.Operator {
 		fail(w, ErrForbidden)
 		return
