@@ -12,10 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"crisisroom/declarations"
 	"crisisroom/livemap"
+	"crisisroom/mainlog"
 	"crisisroom/protocol"
 	"crisisroom/rooms"
+	"crisisroom/rooms/cluster"
 	"crisisroom/signaling"
 	"crisisroom/territory"
 )
@@ -38,7 +42,16 @@ type App struct {
 	Decl      *declarations.Service
 	Map       *livemap.Hub
 	stopBg    context.CancelFunc // ends background loops (map fan-out)
+	// Mainlog is the main courante of the events (mainlog.go).
+	Mainlog     *mainlog.Service
+	stopMainlog context.CancelFunc
+
+	metrics *metrics
 }
+
+// clusterSync is how often an instance of a cluster compares its commune
+// versions with the store's, for the bus losses nobody signals.
+const clusterSync = 5 * time.Second
 
 // New builds the server on opened back ends.
 func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App, error) {
@@ -46,6 +59,8 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: log, be: be, start: time.Now()}
+	reg := prometheus.NewRegistry() // the App's own: see metrics
+	a.metrics = newMetrics(reg, reg)
 	secret, err := turnSecret(cfg)
 	if err != nil {
 		return nil, err
@@ -64,7 +79,8 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 		a.turn.close()
 		return nil, err
 	}
-	sigCfg := signaling.Config{PublicURL: cfg.PublicURL, AllowedOrigins: cfg.AllowedOrigins,
+	sigMetrics := &signaling.Metrics{}
+	sigCfg := signaling.Config{PublicURL: cfg.PublicURL, AllowedOrigins: cfg.AllowedOrigins, Metrics: sigMetrics,
 		Annotations: livemap.NewAnnotations(be.Store.Annotations(), log.With("component", "annotations"))}
 	if a.Decl != nil {
 		hub, err := a.startMap(ctx)
@@ -75,7 +91,30 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 		}
 		sigCfg.Map = hub
 	}
+	if err := a.setupMainlog(ctx, &sigCfg); err != nil {
+		a.turn.close()
+		if a.Decl != nil {
+			a.Decl.Close()
+		}
+		if a.stopBg != nil {
+			a.stopBg()
+		}
+		return nil, err
+	}
+	if cfg.RedisURL != "" { // other instances share the rooms: signal through the bus
+		if err := a.Rooms.StartCluster(rooms.ClusterConfig{Link: cluster.New(be.Bus)}); err != nil {
+			a.turn.close()
+			if a.Decl != nil {
+				a.Decl.Close()
+			}
+			if a.stopBg != nil {
+				a.stopBg()
+			}
+			return nil, err
+		}
+	}
 	a.sig = signaling.New(sigCfg, a.Rooms, log.With("component", "signaling"))
+	a.metrics.live(a, sigMetrics)
 	return a, nil
 }
 
@@ -120,6 +159,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if a.stopBg != nil {
 		a.stopBg()
 	}
+	a.stopMainlog()
 	a.turn.close()
 	if a.Decl != nil {
 		a.Decl.Close() // after the batch in flight; nothing acknowledged is lost
@@ -175,17 +215,21 @@ func staticICE(cfg Config) []protocol.ICEServer {
 	return out
 }
 
-// startMap starts the live map hub, fed by the bus so that in cluster mode
-// declarations taken by other instances reach this one's watchers too.
+// startMap starts the live map hub, fed by the declarations service: its
+// own commits and, in cluster mode, what it takes from the other instances
+// (Follow), so that the map and the service's totals always agree.
 func (a *App) startMap(ctx context.Context) (*livemap.Hub, error) {
 	hub := livemap.NewHub(a.Decl, a.log.With("component", "livemap"))
 	bg, cancel := context.WithCancel(context.Background())
-	sub, err := a.be.Bus.Subscribe(bg, declarations.TopicCommuneState)
-	if err != nil {
-		cancel()
-		return nil, err
+	if a.cfg.DatabaseURL != "" || a.cfg.RedisURL != "" { // other instances may write
+		sub, err := a.be.Bus.Subscribe(bg, declarations.TopicCommuneState)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		go a.Decl.Follow(bg, sub, clusterSync)
 	}
 	a.Map, a.stopBg = hub, cancel
-	go hub.Run(bg, sub.C(), 5*time.Second)
+	go hub.Run(bg, a.Decl.Changes(), 5*time.Second)
 	return hub, nil
 }

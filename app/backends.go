@@ -14,6 +14,7 @@ import (
 	"crisisroom/declarations"
 	"crisisroom/layers"
 	"crisisroom/livemap"
+	"crisisroom/mainlog"
 	"crisisroom/rooms"
 	"crisisroom/store/postgres"
 	"crisisroom/store/sqlite"
@@ -27,6 +28,7 @@ type Store interface {
 	Declarations() declarations.Store
 	Annotations() livemap.AnnotationStore
 	Layers() layers.Store
+	Mainlog() mainlog.Store
 	Close() error
 }
 

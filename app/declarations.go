@@ -47,7 +47,7 @@ func (a *App) setupDeclarations(ctx context.Context) error {
 		Alerts:     rule,
 		Communes:   codes,
 		Population: func(code string) int { c, _ := terr.Lookup(code); return c.Population },
-	}, a.be.Store.Declarations(), a.be.Bus, a.log.With("component", "declarations"))
+	}, timedDeclStore{a.be.Store.Declarations(), a.metrics}, timedPublisher{a.be.Bus, a.metrics}, a.log.With("component", "declarations"))
 	if err != nil {
 		return err
 	}

@@ -20,8 +20,10 @@ func (a *App) routes() http.Handler {
 	r.Use(middleware.Recoverer, middleware.GetHead, a.securityHeaders)
 	r.Get("/healthz", a.healthz)
 	r.Get("/readyz", a.readyz)
+	r.Method(http.MethodGet, "/metrics", a.metrics.handler(a.log))
 	r.Get("/ws", a.sig.ServeHTTP)
 	r.Route("/api/v1", func(r chi.Router) {
+		a.mountMainlog(r) // the main courante works without a territory too
 		if a.Decl == nil {
 			r.HandleFunc("/*", func(w http.ResponseWriter, _ *http.Request) {
 				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no_territory",
@@ -30,7 +32,7 @@ func (a *App) routes() http.Handler {
 			return
 		}
 		api := &declarations.API{Svc: a.Decl, Auth: a.actor, Name: a.communeName}
-		api.Mount(r)
+		r.With(a.metrics.countDeclarations).Group(api.Mount)
 		lay := &layers.API{Store: a.be.Store.Layers(), Auth: a.actor, Map: a.Map, Log: a.log.With("component", "layers"), Now: time.Now}
 		lay.Mount(r)
 	})
@@ -50,6 +52,7 @@ func (a *App) routes() http.Handler {
 	// (/report#t=TOKEN): like the room page, the token stays in the fragment.
 	r.Get("/d", noStoreFile("declare.html"))
 	r.Get("/report", noStoreFile("report.html"))
+	r.Get("/log/{slug}", noStoreFile("log.html")) // the main courante's printable view
 	// The declaration page's service worker sits at the root so that its
 	// scope may cover /d; no-cache makes browsers check it on every visit.
 	r.Get("/declare-sw.js", func(w http.ResponseWriter, req *http.Request) {

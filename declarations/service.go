@@ -55,6 +55,11 @@ type Service struct {
 	// département's state is read on every commit.
 	depPopulation int
 	events        []AlertEvent
+
+	// changes carries every commune state this instance learns, its own
+	// and other instances', to the live map (see Changes).
+	changes chan []byte
+	stats   syncCounters
 }
 
 type pending struct {
@@ -79,13 +84,16 @@ func New(ctx context.Context, cfg Config, st Store, pub Publisher, log *slog.Log
 	cfg.Alerts = cfg.Alerts.withDefaults()
 	s := &Service{cfg: cfg, store: st, pub: pub, log: log,
 		reqs: make(chan *pending, 4*cfg.MaxBatch), stop: make(chan struct{}), done: make(chan struct{}),
-		cells: map[string]map[string]*[4]int{}, levels: map[string]Level{}}
+		cells: map[string]map[string]*[4]int{}, levels: map[string]Level{}, changes: make(chan []byte, changesBuffer)}
 	cells, versions, err := st.Counts(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load aggregates: %w", err)
 	}
 	for _, c := range cells {
 		s.addLocked(c.Commune, c.Date, c.Place, c.Count)
+	}
+	if versions == nil {
+		versions = map[string]int64{}
 	}
 	s.versions = versions
 	for _, code := range cfg.Communes {
@@ -238,7 +246,20 @@ func (s *Service) commit(batch []*pending) {
 		}
 		return
 	}
-	changed := s.absorb(ops, res)
+	changed, stale := s.absorb(ops, res)
+	if len(stale) > 0 {
+		// Another instance changed these communes since we last heard: our
+		// increments alone would be wrong, the store has the sums.
+		s.stats.gapReloads.Add(1)
+		reloaded, err := s.reload(ctx, stale)
+		if err != nil {
+			s.stats.syncErrors.Add(1)
+			s.log.Warn("reload communes after a version gap", "communes", len(stale), "err", err)
+		}
+		for _, c := range reloaded {
+			changed[c] = true
+		}
+	}
 	s.publish(ctx, changed)
 	for i, p := range batch {
 		p.res <- res[i]
@@ -249,27 +270,40 @@ func (s *Service) commit(batch []*pending) {
 var ErrUnavailable = fmt.Errorf("declarations store unavailable")
 
 // absorb folds committed results into the in-memory aggregates and returns
-// the communes whose state changed.
-func (s *Service) absorb(ops []Op, res []OpResult) map[string]bool {
+// the communes whose state changed, and those it could not fold because
+// another instance's change to them (a version in between) has not reached
+// us yet: they must be reloaded from the store. Their versions stay as they
+// were, so that a later reload or periodic sync still sees them behind.
+func (s *Service) absorb(ops []Op, res []OpResult) (changed map[string]bool, stale []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	changed := map[string]bool{}
+	changed = map[string]bool{}
+	gap := map[string]bool{}
 	for i, r := range res {
 		if r.Err != nil || r.Existed {
 			continue
 		}
 		d := r.Decl
-		if ops[i].Amend != nil && r.Previous != nil {
-			p := r.Previous
-			s.addLocked(p.Commune, p.Date, p.Place, -p.Count)
-		}
-		s.addLocked(d.Commune, d.Date, d.Place, d.Count)
-		if r.Version > s.versions[d.Commune] {
+		have := s.versions[d.Commune]
+		switch {
+		case gap[d.Commune]:
+			// The reload after the batch reads this op too.
+		case r.Version <= have:
+			// A newer state from another instance already counts this op.
+		case r.Version == have+1:
+			if ops[i].Amend != nil && r.Previous != nil {
+				p := r.Previous
+				s.addLocked(p.Commune, p.Date, p.Place, -p.Count)
+			}
+			s.addLocked(d.Commune, d.Date, d.Place, d.Count)
 			s.versions[d.Commune] = r.Version
+			changed[d.Commune] = true
+		default:
+			gap[d.Commune] = true
+			stale = append(stale, d.Commune)
 		}
-		changed[d.Commune] = true
 	}
-	return changed
+	return changed, stale
 }
 
 func (s *Service) addLocked(commune, date, place string, n int) {
@@ -301,7 +335,7 @@ func placeIndex(p string) int {
 
 // publish sends each changed commune's full state (never an increment) and
 // any level change. The bus is at-most-once; subscribers that miss one
-// recover from a snapshot by version.
+// recover from a snapshot by version. The same bytes go to the local map.
 func (s *Service) publish(ctx context.Context, changed map[string]bool) {
 	if len(changed) == 0 {
 		return
@@ -311,12 +345,44 @@ func (s *Service) publish(ctx context.Context, changed map[string]bool) {
 		codes = append(codes, c)
 	}
 	sort.Strings(codes)
-	var events []AlertEvent
-	var states []CommuneState
-	s.mu.Lock()
-	for _, code := range codes {
-		states = append(states, s.stateLocked(code))
+	states, events := s.statesAndEvents(codes)
+	for _, b := range states {
+		s.emit(b)
+		if s.pub == nil {
+			continue
+		}
+		if err := s.pub.Publish(ctx, TopicCommuneState, b); err != nil {
+			s.log.Warn("publish commune state", "err", err)
+		}
 	}
+	for _, ev := range events {
+		if s.pub != nil {
+			b, _ := json.Marshal(ev)
+			if err := s.pub.Publish(ctx, TopicAlert, b); err != nil {
+				s.log.Warn("publish alert", "commune", ev.Commune, "err", err)
+			}
+		}
+		s.log.Info("alert level changed", "commune", ev.Commune, "from", ev.From.Name(), "to", ev.To.Name())
+	}
+}
+
+// statesAndEvents encodes the communes' current states and records their
+// and the département's level changes, in one critical section so that
+// the states and the levels agree.
+func (s *Service) statesAndEvents(codes []string) (states [][]byte, events []AlertEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, code := range codes {
+		b, _ := json.Marshal(s.stateLocked(code))
+		states = append(states, b)
+	}
+	return states, s.levelChangesLocked(codes)
+}
+
+// levelChangesLocked records the level changes of codes and of the
+// département since they were last looked at.
+func (s *Service) levelChangesLocked(codes []string) []AlertEvent {
+	var events []AlertEvent
 	for _, code := range append(codes, "") {
 		lvl := s.levelLocked(code)
 		if old := s.levels[code]; old != lvl {
@@ -326,23 +392,7 @@ func (s *Service) publish(ctx context.Context, changed map[string]bool) {
 			events = append(events, ev)
 		}
 	}
-	s.mu.Unlock()
-	if s.pub == nil {
-		return
-	}
-	for _, st := range states {
-		b, _ := json.Marshal(st)
-		if err := s.pub.Publish(ctx, TopicCommuneState, b); err != nil {
-			s.log.Warn("publish commune state", "commune", st.Code, "err", err)
-		}
-	}
-	for _, ev := range events {
-		b, _ := json.Marshal(ev)
-		if err := s.pub.Publish(ctx, TopicAlert, b); err != nil {
-			s.log.Warn("publish alert", "commune", ev.Commune, "err", err)
-		}
-		s.log.Info("alert level changed", "commune", ev.Commune, "from", ev.From.Name(), "to", ev.To.Name())
-	}
+	return events
 }
 
 // History returns one commune's declarations (the declarant's own view).

@@ -63,8 +63,11 @@ const (
 	TypeAnnotate    = "annotate"    // Annotate: client → server (livemap owns the replies)
 )
 
-// TopicMap is the live map's topic.
-const TopicMap = "map"
+// Topics: the live map's, and the main courante's (the room's running log).
+const (
+	TopicMap = "map"
+	TopicLog = "log"
+)
 
 // Error codes carried in Error.Code. They are stable strings: the UI maps
 // them to French/English text, tests assert on them.

@@ -66,6 +66,7 @@ type Manager struct {
 	mu      sync.Mutex
 	rooms   map[string]*room
 	resumes map[string]*Member // hex(hash(resume token)) → member
+	cl      *cluster           // nil on a single instance (StartCluster)
 }
 
 // NewManager returns a Manager. Rooms are loaded lazily from the store.
@@ -87,11 +88,17 @@ func NewManager(cfg Config, st Store, log *slog.Logger) *Manager {
 
 type room struct {
 	name    string
-	members map[string]*Member
+	members map[string]*Member // in cluster mode, remote members too
 	// presenter leads the map; view is its last viewport, replayed to
 	// late joiners.
 	presenter string
 	view      *protocol.MapView
+	// Cluster mode only. pending counts the seats of local joins waiting
+	// for their announcement to come back. presStamp and presInst order
+	// presenter changes made on different instances (last writer wins).
+	pending   int
+	presStamp int64
+	presInst  string
 }
 
 // Member is a seat in a room. Its peer is nil while its socket is away
@@ -108,6 +115,10 @@ type Member struct {
 	state      protocol.PeerState
 	grace      *time.Timer
 	gone       bool
+	// inst is the instance holding a remote member's seat, "" for a member
+	// seated here. A remote member has no peer: frames for it go through
+	// the cluster link.
+	inst string
 }
 
 // Join checks a room link token and seats a new member. The returned
@@ -129,6 +140,9 @@ func (m *Manager) Join(ctx context.Context, token, name, reqID string, p Peer) (
 	if _, err := m.store.Room(ctx, link.Scope); err != nil {
 		return nil, protocol.Joined{}, fmt.Errorf("room %q: %w", link.Scope, err)
 	}
+	if err := m.awaitReady(ctx); err != nil {
+		return nil, protocol.Joined{}, err
+	}
 	resume, resumeHash := NewSecret()
 	mem := &Member{ID: newID(), Name: name, Role: link.Role, Room: link.Scope, m: m,
 		resumeHash: hex.EncodeToString(resumeHash), peer: p,
@@ -136,22 +150,45 @@ func (m *Manager) Join(ctx context.Context, token, name, reqID string, p Peer) (
 	mem.state.From = mem.ID
 
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	r := m.rooms[link.Scope]
-	if r == nil {
-		r = &room{name: link.Scope, members: map[string]*Member{}}
-		m.rooms[link.Scope] = r
-	}
-	if len(r.members) >= m.cfg.Capacity {
+	r := m.roomLocked(link.Scope)
+	// In cluster mode the count includes the other instances' members, but
+	// two instances seating the last place at once may both succeed.
+	if len(r.members)+r.pending >= m.cfg.Capacity {
+		m.mu.Unlock()
 		return nil, protocol.Joined{}, ErrRoomFull
 	}
+	if m.cl != nil {
+		pj, err := m.proposeLocked(r, mem, resume, reqID)
+		m.mu.Unlock()
+		if err != nil {
+			return nil, protocol.Joined{}, err
+		}
+		return m.awaitSeat(ctx, pj)
+	}
+	defer m.mu.Unlock()
+	return mem, m.seatLocked(r, mem, resume, reqID), nil
+}
+
+// seatLocked puts mem in its room: it answers joined (under the lock, so
+// that it precedes anything another member sends to the newcomer) and
+// tells the others.
+func (m *Manager) seatLocked(r *room, mem *Member, resume, reqID string) protocol.Joined {
 	joined := m.joinedLocked(r, mem, resume, false)
-	p.Send(Frame{Data: protocol.Encode(protocol.TypeJoined, reqID, joined)})
+	mem.peer.Send(Frame{Data: protocol.Encode(protocol.TypeJoined, reqID, joined)})
 	r.members[mem.ID] = mem
 	m.resumes[mem.resumeHash] = mem
 	r.broadcastLocked(mem.ID, Frame{Data: protocol.Encode(protocol.TypePeerJoined, "", mem.infoLocked())})
 	m.log.Info("member joined", "room", r.name, "member", mem.ID, "role", mem.Role, "size", len(r.members))
-	return mem, joined, nil
+	return joined
+}
+
+func (m *Manager) roomLocked(name string) *room {
+	r := m.rooms[name]
+	if r == nil {
+		r = &room{name: name, members: map[string]*Member{}}
+		m.rooms[name] = r
+	}
+	return r
 }
 
 // Resume re-attaches a member whose socket dropped. Nobody else is told:
@@ -161,6 +198,13 @@ func (m *Manager) Resume(token, reqID string, p Peer) (*Member, protocol.Joined,
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mem := m.resumes[key]
+	if mem == nil {
+		// In cluster mode the seat may be on another instance (the load
+		// balancer sent the reconnection elsewhere): it cannot move, but
+		// its holder frees it now rather than at the end of the window,
+		// since the client is about to join again.
+		m.announceLocked(event{Kind: evDrop, Hash: key})
+	}
 	if mem == nil || mem.gone {
 		return nil, protocol.Joined{}, ErrSessionGone
 	}
@@ -248,7 +292,12 @@ func (m *Manager) removeLocked(mem *Member) {
 	if mem.grace != nil {
 		mem.grace.Stop()
 	}
-	delete(m.resumes, mem.resumeHash)
+	if mem.inst == "" {
+		delete(m.resumes, mem.resumeHash)
+		m.announceLocked(event{Kind: evLeave, Room: mem.Room, ID: mem.ID})
+	} else {
+		m.cl.forgetLocked(mem)
+	}
 	r := m.rooms[mem.Room]
 	if r == nil {
 		return
@@ -256,10 +305,18 @@ func (m *Manager) removeLocked(mem *Member) {
 	delete(r.members, mem.ID)
 	r.broadcastLocked(mem.ID, Frame{Data: protocol.Encode(protocol.TypePeerLeft, "", protocol.PeerLeft{ID: mem.ID})})
 	if r.presenter == mem.ID {
-		r.presenter = ""
-		r.broadcastLocked("", presenterFrame(""))
+		r.clearPresenterLocked()
 	}
-	m.log.Info("member left", "room", r.name, "member", mem.ID, "size", len(r.members))
+	m.log.Info("member left", "room", r.name, "member", mem.ID, "remote", mem.inst, "size", len(r.members))
+}
+
+// clearPresenterLocked: nobody presents. Every instance does it on its
+// own when the presenter leaves; presInst is forgotten so that the same
+// claim, repeated by the presenter's instance (a member dropped by mistake
+// and back), wins again.
+func (r *room) clearPresenterLocked() {
+	r.presenter, r.presInst = "", ""
+	r.broadcastLocked("", presenterFrame(""))
 }
 
 // Relay sends f to one other member of the same room. A member away within
@@ -277,6 +334,10 @@ func (mem *Member) Relay(to string, f Frame) error {
 	if dst == nil || dst == mem {
 		return ErrUnknownPeer
 	}
+	if dst.inst != "" {
+		m.announceLocked(event{Kind: evRelay, Room: r.name, ID: to, Frame: f.Data})
+		return nil
+	}
 	if dst.peer != nil {
 		dst.peer.Send(f)
 	}
@@ -291,7 +352,11 @@ func (mem *Member) Broadcast(f Frame) error {
 	if mem.gone {
 		return ErrLeft
 	}
-	m.rooms[mem.Room].broadcastLocked(mem.ID, f)
+	r := m.rooms[mem.Room]
+	r.broadcastLocked(mem.ID, f)
+	if m.cl != nil && r.hasRemoteLocked() { // chat is for people: no one elsewhere, nothing to send
+		m.announceLocked(event{Kind: evCast, Room: r.name, ID: mem.ID, Frame: f.Data, Key: f.Coalesce})
+	}
 	return nil
 }
 
@@ -306,11 +371,15 @@ func (mem *Member) SetState(s protocol.PeerState) error {
 	}
 	s.From = mem.ID
 	mem.state = s
-	m.rooms[mem.Room].broadcastLocked(mem.ID, Frame{
-		Data:     protocol.Encode(protocol.TypeState, "", s),
-		Coalesce: "state:" + mem.ID,
-	})
+	m.rooms[mem.Room].broadcastLocked(mem.ID, stateFrame(s))
+	// Always announced, even with nobody elsewhere: a later joiner on
+	// another instance is given the state in its joined list.
+	m.announceLocked(event{Kind: evState, Room: mem.Room, ID: mem.ID, State: &s})
 	return nil
+}
+
+func stateFrame(s protocol.PeerState) Frame {
+	return Frame{Data: protocol.Encode(protocol.TypeState, "", s), Coalesce: "state:" + s.From}
 }
 
 // ErrForbidden: the member's role does not allow the action.
@@ -341,6 +410,10 @@ func (mem *Member) SetPresenter(take bool) error {
 	default:
 		return nil
 	}
+	if m.cl != nil {
+		r.presStamp, r.presInst = max(time.Now().UnixNano(), r.presStamp+1), m.cl.self
+		m.announceLocked(event{Kind: evPresenter, Room: r.name, ID: r.presenter, Stamp: r.presStamp})
+	}
 	r.broadcastLocked("", presenterFrame(r.presenter))
 	return nil
 }
@@ -360,8 +433,13 @@ func (mem *Member) SetView(v protocol.MapView) error {
 	}
 	v.From = mem.ID
 	r.view = &v
-	r.broadcastLocked(mem.ID, Frame{Data: protocol.Encode(protocol.TypeMapView, "", v), Coalesce: "map-view"})
+	r.broadcastLocked(mem.ID, viewFrame(v))
+	m.announceLocked(event{Kind: evView, Room: r.name, View: &v})
 	return nil
+}
+
+func viewFrame(v protocol.MapView) Frame {
+	return Frame{Data: protocol.Encode(protocol.TypeMapView, "", v), Coalesce: "map-view"}
 }
 
 // CheckRoomToken tells whether token is a live room link, for sockets that
@@ -385,8 +463,29 @@ func (r *room) broadcastLocked(except string, f Frame) {
 	}
 }
 
-// Members returns the room's current members (for the admin view and tests).
+func (r *room) hasRemoteLocked() bool {
+	for _, o := range r.members {
+		if o.inst != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// Members returns the room's members seated on this instance (for the
+// admin view, metrics and tests).
 func (m *Manager) Members(roomName string) []protocol.PeerInfo {
+	return m.members(roomName, false)
+}
+
+// ClusterMembers returns the whole room as this instance sees it: its own
+// members and, in cluster mode, the other instances' (what a newcomer is
+// given in joined).
+func (m *Manager) ClusterMembers(roomName string) []protocol.PeerInfo {
+	return m.members(roomName, true)
+}
+
+func (m *Manager) members(roomName string, remote bool) []protocol.PeerInfo {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r := m.rooms[roomName]
@@ -395,17 +494,24 @@ func (m *Manager) Members(roomName string) []protocol.PeerInfo {
 	}
 	out := make([]protocol.PeerInfo, 0, len(r.members))
 	for _, o := range r.members {
-		out = append(out, o.infoLocked())
+		if remote || o.inst == "" {
+			out = append(out, o.infoLocked())
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
 // Shutdown closes every live peer with a reconnect code, so that clients
-// come back (to this instance after a restart, or another one) and resume.
+// come back (to this instance after a restart, or another one) and resume;
+// in cluster mode it first tells the other instances that this one's
+// members are gone (see leaveClusterLocked).
 func (m *Manager) Shutdown() {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	c := m.cl
+	if c != nil && !m.leaveClusterLocked() {
+		c = nil // already done
+	}
 	for _, r := range m.rooms {
 		for _, o := range r.members {
 			if o.grace != nil {
@@ -415,6 +521,10 @@ func (m *Manager) Shutdown() {
 				o.peer.Close(protocol.CloseShutdown, "server restarting")
 			}
 		}
+	}
+	m.mu.Unlock()
+	if c != nil {
+		c.stop()
 	}
 }
 

@@ -91,6 +91,11 @@ func (ss *session) enter(ctx context.Context, env protocol.Envelope, p protocol.
 	case errors.Is(err, rooms.ErrSessionGone):
 		code, wire, msg = protocol.CloseSessionGone, protocol.ErrResumeFailed, "session expired; join again"
 	case errors.Is(err, rooms.ErrTokenInvalid), errors.Is(err, rooms.ErrWrongScope):
+	case errors.Is(err, rooms.ErrClusterDown):
+		// Cluster mode with the bus down: the client retries, and gets
+		// in once the instances hear each other again.
+		ss.s.log.Warn("join refused: cluster link down", "remote", ss.remote)
+		code, wire, msg = protocol.CloseShutdown, protocol.ErrInternal, "temporary server error; retrying"
 	default:
 		// The store failed: the client should retry, not give up.
 		ss.s.log.Error("join failed", "err", err, "remote", ss.remote)

@@ -46,6 +46,8 @@ type Config struct {
 	Map Feed
 	// Annotations are the rooms' map annotations; nil turns annotate off.
 	Annotations *livemap.Annotations
+	// Log is the main courante's feed (topic "log"); nil turns it off.
+	Log LogFeed
 }
 
 func (c Config) withDefaults() Config {
@@ -261,13 +263,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // session is the reader side of one connection and its room membership.
 type session struct {
-	s          *Server
-	c          *conn
-	limiter    *rate.Limiter
-	remote     string
-	member     *rooms.Member
-	watching   bool
-	violations int
+	s           *Server
+	c           *conn
+	limiter     *rate.Limiter
+	remote      string
+	member      *rooms.Member
+	watching    bool
+	watchingLog bool
+	violations  int
 }
 
 func (ss *session) readLoop(ctx context.Context) {
@@ -325,6 +328,7 @@ func (ss *session) readLoop(ctx context.Context) {
 // end keeps the seat for the resume window, anything final frees it.
 func (ss *session) ended(err error) {
 	ss.stopWatching()
+	ss.stopLog()
 	if ss.member == nil {
 		return
 	}

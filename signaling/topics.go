@@ -37,6 +37,9 @@ func (ss *session) feed(env protocol.Envelope, topic string) (Feed, error) {
 }
 
 func subscribe(ss *session, ctx context.Context, env protocol.Envelope, p protocol.Validator) error {
+	if handled, err := logTopic(ss, ctx, env, p); handled {
+		return err
+	}
 	sub := p.(*protocol.Subscribe)
 	f, err := ss.feed(env, sub.Topic)
 	if err != nil {
@@ -66,6 +69,9 @@ func subscribe(ss *session, ctx context.Context, env protocol.Envelope, p protoc
 }
 
 func unsubscribe(ss *session, _ context.Context, env protocol.Envelope, p protocol.Validator) error {
+	if handled, err := logTopic(ss, context.Background(), env, p); handled {
+		return err
+	}
 	f, err := ss.feed(env, p.(*protocol.Topic).Topic)
 	if err != nil {
 		return err
@@ -79,6 +85,9 @@ func unsubscribe(ss *session, _ context.Context, env protocol.Envelope, p protoc
 }
 
 func resync(ss *session, _ context.Context, env protocol.Envelope, p protocol.Validator) error {
+	if handled, err := logTopic(ss, context.Background(), env, p); handled {
+		return err
+	}
 	f, err := ss.feed(env, p.(*protocol.Topic).Topic)
 	if err != nil {
 		return err

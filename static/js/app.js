@@ -9,6 +9,7 @@ import { PeerLink } from './peer.js';
 import { LocalMedia } from './media.js';
 import { SpeakerDetector } from './speaker.js';
 import { LiveMap } from './map.js';
+import { MainLog } from './mainlog.js';
 import { byId, find, Tile, Grid, renderPeople, ChatLog } from './ui.js';
 
 /**
@@ -79,6 +80,8 @@ class RoomApp {
     this.sig = null;
     /** @type {LiveMap|null} */
     this.map = null;
+    /** @type {MainLog|null} */
+    this.log = null;
     this.selfId = '';
     this.capacity = 0;
     /** @type {ICEServer[]} */
@@ -97,7 +100,7 @@ class RoomApp {
     /** @type {string} which final.* text is shown, once the session is over */
     this.finalKey = '';
     this.finalCode = 0;
-    /** @type {'people'|'chat'|null} */
+    /** @type {'people'|'chat'|'log'|null} */
     this.panel = null;
     this.unread = 0;
     this.grid = new Grid(byId('grid'));
@@ -174,6 +177,8 @@ class RoomApp {
     show('room');
     this.localChanged();
     this.startMap();
+    this.log = new MainLog({ i18n: this.i18n, token: this.token, send: (type, data) => this.sig?.send(type, data) ?? null, name: () => this.selfName });
+    void this.log.start();
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     this.sig = new Signaling({
       url: `${proto}//${location.host}/ws`,
@@ -219,6 +224,7 @@ class RoomApp {
     this.renderPeople();
     // The map's feed rides on this socket: a new socket watches nothing yet.
     this.map?.joined(j);
+    this.log?.joined(j);
   }
 
   /**
@@ -251,7 +257,7 @@ class RoomApp {
    * @param {Envelope} env
    */
   message(env) {
-    if (this.map?.handle(env)) return;
+    if (this.map?.handle(env) || this.log?.handle(env)) return;
     const d = env.data ?? {};
     switch (env.type) {
       case 'peer-joined':
@@ -307,6 +313,7 @@ class RoomApp {
    */
   status(s, attempt) {
     this.map?.connection(s);
+    this.log?.connection(s);
     const conn = byId('conn');
     conn.dataset.status = s;
     conn.textContent = this.i18n.t(`conn.${s}`);
@@ -531,6 +538,8 @@ class RoomApp {
     byId('ctl-chat').addEventListener('click', () => this.openPanel(this.panel === 'chat' ? null : 'chat'));
     byId('tab-people').addEventListener('click', () => this.openPanel('people'));
     byId('tab-chat').addEventListener('click', () => this.openPanel('chat'));
+    byId('ctl-log').addEventListener('click', () => this.openPanel(this.panel === 'log' ? null : 'log'));
+    byId('tab-log').addEventListener('click', () => this.openPanel('log'));
     byId('side-close').addEventListener('click', () => this.openPanel(null));
     byId('ctl-leave').addEventListener('click', () => this.sig?.leave());
     byId('sound').addEventListener('click', () => {
@@ -572,10 +581,14 @@ class RoomApp {
 
   /**
    * @private
-   * @param {'people'|'chat'|null} panel
+   * @param {'people'|'chat'|'log'|null} panel
    */
   openPanel(panel) {
     this.panel = panel;
+    byId('view-room').dataset.panel = panel ?? '';
+    byId('panel-log').hidden = panel !== 'log';
+    byId('tab-log').setAttribute('aria-selected', String(panel === 'log'));
+    byId('ctl-log').setAttribute('aria-expanded', String(panel === 'log'));
     const side = byId('side');
     side.hidden = panel === null;
     byId('view-room').classList.toggle('with-side', panel !== null);

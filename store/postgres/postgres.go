@@ -169,6 +169,8 @@ var migrations = []string{
 		created_at TIMESTAMPTZ NOT NULL,
 		geojson BYTEA NOT NULL
 	);`,
+	// Main courante (mainlog.go).
+	mainlogMigration,
 }
 
 // SchemaVersion is the schema this binary writes.

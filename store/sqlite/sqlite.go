@@ -201,6 +201,8 @@ var migrations = []string{
 		created_at INTEGER NOT NULL,
 		geojson BLOB NOT NULL
 	);`,
+	// Main courante (mainlog.go).
+	mainlogMigration,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -1,0 +1,123 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"crisisroom/declarations"
+	"crisisroom/livemap"
+	"crisisroom/mainlog"
+	"crisisroom/rooms"
+	"crisisroom/signaling"
+)
+
+// subEventLinkTTL is the lifetime of the links minted for sub-events'
+// rooms (as long as the standing room's first links).
+const subEventLinkTTL = 30 * 24 * time.Hour
+
+// setupMainlog starts the main courante: the standing room's event, the
+// live feed on the room's socket (topic "log"), the alert levels logged
+// by the system and, in cluster mode, the other instances' changes.
+func (a *App) setupMainlog(ctx context.Context, sig *signaling.Config) error {
+	var known func(string) bool
+	if a.Territory != nil {
+		known = func(code string) bool { _, ok := a.Territory.Lookup(code); return ok }
+	}
+	svc, err := mainlog.New(ctx, mainlog.Config{
+		Store:            a.be.Store.Mainlog(),
+		Rooms:            logRooms{a},
+		KnownCommune:     known,
+		AnnotationExists: annotationExists(sig.Annotations),
+		Publisher:        a.be.Bus,
+		Log:              a.log.With("component", "mainlog"),
+	})
+	if err != nil {
+		return err
+	}
+	if err := svc.EnsureRoot(ctx, MainRoom, "Salle de crise"); err != nil {
+		return fmt.Errorf("main courante of room %s: %w", MainRoom, err)
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	if a.cfg.DatabaseURL != "" || a.cfg.RedisURL != "" { // other instances write too
+		sub, err := a.be.Bus.Subscribe(bg, mainlog.TopicChanges)
+		if err != nil {
+			cancel()
+			return err
+		}
+		go svc.Follow(bg, sub)
+	}
+	if a.Decl != nil {
+		sub, err := a.be.Bus.Subscribe(bg, declarations.TopicAlert)
+		if err != nil {
+			cancel()
+			return err
+		}
+		go svc.FollowAlerts(bg, sub, a.communeName)
+	}
+	a.Mainlog, a.stopMainlog = svc, cancel
+	sig.Log = svc.Hub()
+	return nil
+}
+
+func annotationExists(ann *livemap.Annotations) func(ctx context.Context, room, id string) (bool, error) {
+	if ann == nil {
+		return nil
+	}
+	return func(ctx context.Context, room, id string) (bool, error) {
+		list, err := ann.List(ctx, room)
+		for _, it := range list {
+			if it.ID == id {
+				return true, nil
+			}
+		}
+		return false, err
+	}
+}
+
+// mountMainlog registers the main courante's API (under /api/v1) and its
+// printable page.
+func (a *App) mountMainlog(r chi.Router) {
+	loc, _ := time.LoadLocation(a.cfg.Timezone) // checked by Validate
+	api := &mainlog.API{Svc: a.Mainlog, Auth: a.logActor, Loc: loc, Log: a.log.With("component", "mainlog")}
+	api.Mount(r)
+}
+
+// logActor resolves the request's token to a room link: members of an
+// event's room (or of a room above it) read its log; commune links do not.
+func (a *App) logActor(r *http.Request) (mainlog.Actor, error) {
+	tok := bearer(r)
+	if tok == "" || len(tok) > 256 {
+		return mainlog.Actor{}, mainlog.ErrUnauthenticated
+	}
+	l, err := a.be.Store.LinkByHash(r.Context(), rooms.HashSecret(tok))
+	if errors.Is(err, rooms.ErrNotFound) {
+		return mainlog.Actor{}, mainlog.ErrUnauthenticated
+	}
+	if err != nil {
+		return mainlog.Actor{}, fmt.Errorf("%w: %v", mainlog.ErrUnavailable, err)
+	}
+	now := time.Now()
+	if l.Check(rooms.KindRoom, now) == nil {
+		return mainlog.Actor{LinkID: l.ID, Label: l.Label, Room: l.Scope, Role: l.Role}, nil
+	}
+	if l.Check(KindCommune, now) == nil {
+		return mainlog.Actor{}, mainlog.ErrForbidden
+	}
+	return mainlog.Actor{}, mainlog.ErrUnauthenticated
+}
+
+// logRooms gives the main courante the rooms of its sub-events.
+type logRooms struct{ a *App }
+
+func (r logRooms) CreateRoom(ctx context.Context, name, title string) (bool, error) {
+	return r.a.be.Store.CreateRoom(ctx, rooms.RoomInfo{Name: name, Title: title, CreatedAt: time.Now().UTC()})
+}
+
+func (r logRooms) RoomLink(ctx context.Context, room, role, label string) (string, error) {
+	return r.a.NewRoomLink(ctx, room, role, label, subEventLinkTTL)
+}
