@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"crisisroom/access"
 	"crisisroom/declarations"
 	"crisisroom/livemap"
 	"crisisroom/mainlog"
@@ -47,6 +49,13 @@ type App struct {
 	stopMainlog context.CancelFunc
 
 	metrics *metrics
+
+	// Access: the login limiter and the proxies whose X-Forwarded-For
+	// names the client.
+	limiter   loginLimiter
+	hasher    *access.Hasher // bounds concurrent argon2 work (memory, CPU)
+	proxies   []netip.Prefix
+	stopSweep context.CancelFunc
 }
 
 // clusterSync is how often an instance of a cluster compares its commune
@@ -58,8 +67,10 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, be: be, start: time.Now()}
-	reg := prometheus.NewRegistry() // the App's own: see metrics
+	a := &App{cfg: cfg, log: log, be: be, start: time.Now(), limiter: access.NewLoginLimiter(access.DefaultLoginLimits()),
+		hasher: access.NewHasher(access.DefaultParams(), 0)}
+	a.proxies, _ = cfg.trustedProxies() // checked by Validate
+	reg := prometheus.NewRegistry()     // the App's own: see metrics
 	a.metrics = newMetrics(reg, reg)
 	secret, err := turnSecret(cfg)
 	if err != nil {
@@ -74,6 +85,8 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 		ResumeWindow:       cfg.ResumeWindow,
 		ICEServers:         a.turn.iceServers,
 		ICETransportPolicy: cfg.ICEPolicy,
+		OnAdmission:        a.onAdmission,
+		OnKicked:           a.onKicked,
 	}, be.Store, log.With("component", "rooms"))
 	if err := a.setupDeclarations(ctx); err != nil {
 		a.turn.close()
@@ -81,6 +94,7 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 	}
 	sigMetrics := &signaling.Metrics{}
 	sigCfg := signaling.Config{PublicURL: cfg.PublicURL, AllowedOrigins: cfg.AllowedOrigins, Metrics: sigMetrics,
+		Authenticate: a.wsPrincipal, EventChain: a.EventChain,
 		Annotations: livemap.NewAnnotations(be.Store.Annotations(), log.With("component", "annotations"))}
 	if a.Decl != nil {
 		hub, err := a.startMap(ctx)
@@ -110,10 +124,14 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 			if a.stopBg != nil {
 				a.stopBg()
 			}
+			a.stopMainlog()
 			return nil, err
 		}
 	}
 	a.sig = signaling.New(sigCfg, a.Rooms, log.With("component", "signaling"))
+	sweep, stop := context.WithCancel(context.Background())
+	a.stopSweep = stop
+	go a.sweepSessions(sweep, 10*time.Minute)
 	a.metrics.live(a, sigMetrics)
 	return a, nil
 }
@@ -160,6 +178,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.stopBg()
 	}
 	a.stopMainlog()
+	a.stopSweep()
 	a.turn.close()
 	if a.Decl != nil {
 		a.Decl.Close() // after the batch in flight; nothing acknowledged is lost

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"crisisroom/access"
 	"crisisroom/bus"
 	"crisisroom/bus/memory"
 	"crisisroom/bus/redis"
@@ -29,6 +30,7 @@ type Store interface {
 	Annotations() livemap.AnnotationStore
 	Layers() layers.Store
 	Mainlog() mainlog.Store
+	Access() access.Store
 	Close() error
 }
 

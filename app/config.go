@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -64,6 +65,12 @@ type Config struct {
 	// empty by default so that the page asks no third party for anything.
 	MapTiles       string
 	MapAttribution string
+
+	// Access: staff sessions and request rate limits.
+	SessionTTL     time.Duration
+	TrustedProxies []string // CIDRs of reverse proxies whose X-Forwarded-For is believed
+	RateIP         int      // API requests per minute and client IP; 0 = no limit
+	RateToken      int      // API requests per minute and credential; 0 = no limit
 }
 
 // DefaultConfig is what `serve` with no flags runs.
@@ -85,6 +92,9 @@ func DefaultConfig() Config {
 		AlertRates:    []string{"30", "45", "60"},
 		AlertPeakK:    3,
 		AlertMinWeek:  3,
+		SessionTTL:    12 * time.Hour,
+		RateIP:        1200,
+		RateToken:     600,
 	}
 }
 
@@ -182,6 +192,10 @@ func (c *Config) Bind(fs *flag.FlagSet) func() error {
 	integer(&c.AlertMinWeek, "alert-min-week", "ALERT_MIN_WEEK", "7-day count below which the rate rule does not apply")
 	str(&c.MapTiles, "map-tiles", "MAP_TILES", "map background tile URL template, e.g. https://tiles.example.fr/{z}/{x}/{y}.png (none by default: no third party)")
 	str(&c.MapAttribution, "map-attribution", "MAP_ATTRIBUTION", "credit line shown under the map tiles")
+	dur(&c.SessionTTL, "session-ttl", "SESSION_TTL", "lifetime of a staff login session")
+	list(&c.TrustedProxies, "trusted-proxies", "TRUSTED_PROXIES", "CIDRs of reverse proxies whose X-Forwarded-For names the client (rate limits, audit)")
+	integer(&c.RateIP, "rate-ip", "RATE_IP", "API requests per minute from one client IP (0: no limit)")
+	integer(&c.RateToken, "rate-token", "RATE_TOKEN", "API requests per minute with one token or session (0: no limit)")
 	return func() error {
 		if len(envErrs) > 0 {
 			return fmt.Errorf("configuration: %s", strings.Join(envErrs, "; "))
@@ -230,7 +244,33 @@ func (c *Config) Validate() error {
 	if c.TURNCredTTL < time.Minute || c.TURNCredTTL > 24*time.Hour {
 		return fmt.Errorf("turn-credential-ttl %s: between 1m and 24h", c.TURNCredTTL)
 	}
+	if c.SessionTTL < 5*time.Minute || c.SessionTTL > 30*24*time.Hour {
+		return fmt.Errorf("session-ttl %s: between 5m and 720h", c.SessionTTL)
+	}
+	if c.RateIP < 0 || c.RateToken < 0 {
+		return fmt.Errorf("rate-ip and rate-token: 0 (no limit) or a positive number of requests per minute")
+	}
+	if _, err := c.trustedProxies(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// trustedProxies parses TrustedProxies.
+func (c *Config) trustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("trusted-proxies %q: not a CIDR or an address", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // PublicBase returns the public URL without a trailing slash.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"crisisroom/access"
 	"crisisroom/declarations"
 	"crisisroom/rooms"
 	"crisisroom/territory"
@@ -77,32 +78,19 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-// actor resolves the request's token. A commune link makes a declarant of
-// that commune; a room host link makes an operator (prefecture staff) until
-// staff accounts exist; any other room link makes a viewer of the map's
-// figures (the commune panel of a participant).
+// actor is the declarations' view of the request's principal (resolved and
+// authorized by the gate). Its flags come from access.Decide, so that the
+// domain's own checks and the matrix cannot disagree: Operator acts for any
+// commune; Viewer reads every commune; a declarant is bound to Commune.
 func (a *App) actor(r *http.Request) (declarations.Actor, error) {
-	tok := bearer(r)
-	if tok == "" || len(tok) > 256 {
+	p := access.FromContext(r.Context())
+	if p == nil {
 		return declarations.Actor{}, declarations.ErrUnauthenticated
 	}
-	l, err := a.be.Store.LinkByHash(r.Context(), rooms.HashSecret(tok))
-	if errors.Is(err, rooms.ErrNotFound) {
-		return declarations.Actor{}, declarations.ErrUnauthenticated
-	}
-	if err != nil {
-		return declarations.Actor{}, fmt.Errorf("%w: %v", declarations.ErrUnavailable, err)
-	}
-	now := time.Now()
-	switch {
-	case l.Check(KindCommune, now) == nil:
-		return declarations.Actor{ID: l.ID, Label: l.Label, Commune: l.Scope}, nil
-	case l.Check(rooms.KindRoom, now) == nil && l.Role == rooms.RoleHost:
-		return declarations.Actor{ID: l.ID, Label: l.Label, Operator: true}, nil
-	case l.Check(rooms.KindRoom, now) == nil:
-		return declarations.Actor{ID: l.ID, Label: l.Label, Viewer: true}, nil
-	}
-	return declarations.Actor{}, declarations.ErrUnauthenticated
+	chain := []string{access.MainEvent}
+	return declarations.Actor{ID: p.ID, Label: p.Name, Commune: p.Commune,
+		Operator: access.Decide(p, access.DeclAny, chain) == nil,
+		Viewer:   p.Commune == "" && access.Decide(p, access.DeclView, chain) == nil}, nil
 }
 
 // CommuneLink is one printed declaration link.

@@ -2,13 +2,13 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"crisisroom/access"
 	"crisisroom/declarations"
 	"crisisroom/livemap"
 	"crisisroom/mainlog"
@@ -87,28 +87,14 @@ func (a *App) mountMainlog(r chi.Router) {
 	api.Mount(r)
 }
 
-// logActor resolves the request's token to a room link: members of an
-// event's room (or of a room above it) read its log; commune links do not.
+// logActor is the main courante's view of the request's principal
+// (resolved and authorized by the gate).
 func (a *App) logActor(r *http.Request) (mainlog.Actor, error) {
-	tok := bearer(r)
-	if tok == "" || len(tok) > 256 {
+	p := access.FromContext(r.Context())
+	if p == nil {
 		return mainlog.Actor{}, mainlog.ErrUnauthenticated
 	}
-	l, err := a.be.Store.LinkByHash(r.Context(), rooms.HashSecret(tok))
-	if errors.Is(err, rooms.ErrNotFound) {
-		return mainlog.Actor{}, mainlog.ErrUnauthenticated
-	}
-	if err != nil {
-		return mainlog.Actor{}, fmt.Errorf("%w: %v", mainlog.ErrUnavailable, err)
-	}
-	now := time.Now()
-	if l.Check(rooms.KindRoom, now) == nil {
-		return mainlog.Actor{LinkID: l.ID, Label: l.Label, Room: l.Scope, Role: l.Role}, nil
-	}
-	if l.Check(KindCommune, now) == nil {
-		return mainlog.Actor{}, mainlog.ErrForbidden
-	}
-	return mainlog.Actor{}, mainlog.ErrUnauthenticated
+	return mainlog.Actor{ID: p.ID, Label: p.Name, P: p}, nil
 }
 
 // logRooms gives the main courante the rooms of its sub-events.
@@ -119,5 +105,13 @@ func (r logRooms) CreateRoom(ctx context.Context, name, title string) (bool, err
 }
 
 func (r logRooms) RoomLink(ctx context.Context, room, role, label string) (string, error) {
-	return r.a.NewRoomLink(ctx, room, role, label, subEventLinkTTL)
+	url, err := r.a.NewRoomLink(ctx, room, role, label, subEventLinkTTL)
+	if err == nil {
+		actor := "system"
+		if p := access.FromContext(ctx); p != nil {
+			actor = p.Name
+		}
+		r.a.audit(ctx, access.AuditEntry{Actor: actor, Action: "link_created", Target: room, Detail: role + ": " + label})
+	}
+	return url, err
 }

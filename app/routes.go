@@ -22,7 +22,14 @@ func (a *App) routes() http.Handler {
 	r.Get("/readyz", a.readyz)
 	r.Method(http.MethodGet, "/metrics", a.metrics.handler(a.log))
 	r.Get("/ws", a.sig.ServeHTTP)
+	gate := a.newGate(r)
 	r.Route("/api/v1", func(r chi.Router) {
+		// Every API route: one size limit, the declarations' outcome
+		// counter (refusals included), one authorization point.
+		r.Use(limitBody, a.metrics.countDeclarations, gate.handler)
+		a.mountSession(r)
+		a.mountAdmin(r)
+		a.mountGuestLinks(r)
 		a.mountMainlog(r) // the main courante works without a territory too
 		if a.Decl == nil {
 			r.HandleFunc("/*", func(w http.ResponseWriter, _ *http.Request) {
@@ -32,7 +39,7 @@ func (a *App) routes() http.Handler {
 			return
 		}
 		api := &declarations.API{Svc: a.Decl, Auth: a.actor, Name: a.communeName}
-		r.With(a.metrics.countDeclarations).Group(api.Mount)
+		r.Group(api.Mount)
 		lay := &layers.API{Store: a.be.Store.Layers(), Auth: a.actor, Map: a.Map, Log: a.log.With("component", "layers"), Now: time.Now}
 		lay.Mount(r)
 	})
@@ -45,9 +52,9 @@ func (a *App) routes() http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		http.ServeFileFS(w, req, static.Files, "index.html")
 	})
-	r.Get("/", func(w http.ResponseWriter, req *http.Request) {
-		http.ServeFileFS(w, req, static.Files, "index.html")
-	})
+	// The staff home: the login form, then the user's events (and, for
+	// admins, accounts, API tokens and the audit log).
+	r.Get("/", noStoreFile("home.html"))
 	// The commune's declaration page (/d#t=TOKEN) and the morning report
 	// (/report#t=TOKEN): like the room page, the token stays in the fragment.
 	r.Get("/d", noStoreFile("declare.html"))
@@ -65,6 +72,20 @@ func (a *App) routes() http.Handler {
 	r.Get("/config.json", a.pageConfig)
 	r.With(middleware.Compress(5, "application/geo+json")).Get("/territory.geojson", a.territoryGeoJSON())
 	return r
+}
+
+// maxAPIBody bounds any request body under /api/v1: the largest legitimate
+// one is a log entry with its attachment (mainlog caps it more tightly).
+const maxAPIBody = 8 << 20
+
+// limitBody caps any request body: a client can make the server read at
+// most maxAPIBody bytes. Each API refuses an announced oversize body
+// itself, with a message that says its own limit.
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // noStoreFile serves one page of static/ that must not be cached: it is the

@@ -420,7 +420,8 @@ func checkRefusedItem(t *testing.T, p *page, srv *testServer, token, today strin
 	})`)
 	p.do("reload with the stale item", 15*time.Second, chromedp.Reload())
 	const refused = `(() => { const li = document.querySelector('#history li[data-key="` + key + `"]');
-		return li ? li.dataset.status + '|' + li.querySelector('.badge').textContent + '|' + li.querySelector('.row-err').textContent : ''; })()`
+		const text = (sel) => (li.querySelector(sel) || { textContent: '' }).textContent; // a pending row has no error line yet
+		return li ? li.dataset.status + '|' + text('.badge') + '|' + text('.row-err') : ''; })()`
 	p.waitFor("the refused item", refused+` === 'error|refusé|Déclaration invalide. Le nombre doit être compris entre 1 et 200.'`, 10*time.Second)
 	p.do("reload again", 15*time.Second, chromedp.Reload())
 	p.waitFor("the refused item still there", refused+`.startsWith('error|refusé|')`, 10*time.Second)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crisisroom/access"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -16,7 +17,6 @@ import (
 
 	"crisisroom/app"
 	"crisisroom/mainlog"
-	"crisisroom/rooms"
 )
 
 // The main courante in the room page, in real Chromium.
@@ -241,7 +241,7 @@ func checkBadInput(t *testing.T, p *page) {
 func checkPrintable(t *testing.T, browser context.Context, srv *testServer, token, dir string, want int) {
 	t.Helper()
 	// Enough entries for several sheets of 40.
-	actor := mainlog.Actor{LinkID: "e2e", Label: "e2e", Room: app.MainRoom, Role: rooms.RoleParticipant}
+	actor := mainlog.Actor{ID: "e2e", Label: "e2e", P: access.LinkPrincipal("e2e", "e2e", app.MainRoom, access.Participant, "", false)}
 	for i := 0; i < 75; i++ {
 		if _, _, err := srv.app.Mainlog.Write(context.Background(), actor, app.MainRoom, mainlog.EntryInput{Text: fmt.Sprintf("Relevé horaire n° %d", i+1), Author: "Veille"}, nil); err != nil {
 			t.Fatal(err)

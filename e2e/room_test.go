@@ -198,12 +198,12 @@ func TestRoomInBrowsers(t *testing.T) {
 	}
 	screenshot(t, carla, dir, "room-full.png")
 
-	// Without a link: the landing page says what to do; a room path with no
-	// key says the link is incomplete.
+	// Without a link: the site root is the staff login; a room path with
+	// neither a key nor a session says to log in.
 	carla.do("open the site root", 10*time.Second, chromedp.Navigate("http://"+srv.proxy.addr()+"/"))
-	carla.waitFor("the landing page", `!document.getElementById('view-landing').hidden && document.getElementById('landing-title').textContent === 'Ouvrez votre lien d’invitation'`, 5*time.Second)
+	carla.waitFor("the login form", `!document.getElementById('view-login').hidden && document.getElementById('login-form') !== null`, 5*time.Second)
 	carla.do("open a room without key", 10*time.Second, chromedp.Navigate("http://"+srv.proxy.addr()+"/r/autre"))
-	carla.waitFor("the incomplete-link page", `!document.getElementById('view-landing').hidden && document.getElementById('landing-title').textContent === 'Lien incomplet'`, 5*time.Second)
+	carla.waitFor("the log-in-first page", `!document.getElementById('view-landing').hidden && document.getElementById('landing-title').textContent === 'Connexion nécessaire' && !document.getElementById('landing-login').hidden`, 5*time.Second)
 
 	// The language switch: English on demand.
 	alice.do("switch to English", 5*time.Second, chromedp.Click(chromedp.CSS(`[data-lang="en"]`)))

@@ -7,8 +7,6 @@ import (
 	"math"
 	"time"
 	"unicode/utf8"
-
-	"crisisroom/rooms"
 )
 
 // Annotation kinds.
@@ -126,17 +124,10 @@ func checkColor(s string) error {
 	return nil
 }
 
-// CanAnnotate is the one place that says which roles may draw. A future
-// watch-only guest role is refused here.
-func CanAnnotate(role string) bool {
-	return role == rooms.RoleHost || role == rooms.RoleParticipant
-}
-
 // Errors of the annotation store and service.
 var (
-	ErrNotFound  = errors.New("no such annotation in this room")
-	ErrForbidden = errors.New("this role may not annotate the map")
-	ErrTooMany   = errors.New("the room has too many annotations")
+	ErrNotFound = errors.New("no such annotation in this room")
+	ErrTooMany  = errors.New("the room has too many annotations")
 )
 
 // AnnotationStore keeps annotations durably. Implementations live in

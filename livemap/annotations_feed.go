@@ -165,15 +165,12 @@ func (a *Annotations) List(ctx context.Context, room string) ([]Annotation, erro
 	return out, nil
 }
 
-// Apply checks the author's right and the annotation, stores the change and
-// shows it to the room's watchers. origin (the author's socket) gets it
-// with reqID echoed, watching or not, so it learns the assigned ID.
-// Errors: ErrForbidden, *ValidationError, ErrNotFound, ErrTooMany, or a
-// store failure.
+// Apply checks the annotation, stores the change and shows it to the
+// room's watchers. origin (the author's socket) gets it with reqID echoed,
+// watching or not, so it learns the assigned ID. Who may draw is decided
+// before (access.RoomAnnotate, in signaling). Errors: *ValidationError,
+// ErrNotFound, ErrTooMany, or a store failure.
 func (a *Annotations) Apply(ctx context.Context, c Change, origin Subscriber, reqID string) (Annotation, error) {
-	if !CanAnnotate(c.By.Role) {
-		return Annotation{}, ErrForbidden
-	}
 	if c.Op != protocol.OpDelete {
 		if err := c.Item.Validate(); err != nil {
 			return Annotation{}, err

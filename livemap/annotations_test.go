@@ -64,14 +64,6 @@ func TestAnnotationValidate(t *testing.T) {
 	}
 }
 
-func TestCanAnnotate(t *testing.T) {
-	for role, want := range map[string]bool{rooms.RoleHost: true, rooms.RoleParticipant: true, "observer": false, "": false} {
-		if livemap.CanAnnotate(role) != want {
-			t.Errorf("CanAnnotate(%q) = %v", role, !want)
-		}
-	}
-}
-
 // recorder is a Subscriber that keeps what it is sent.
 type recorder struct {
 	mu     sync.Mutex
@@ -140,9 +132,9 @@ func TestAnnotationsFanOutAndCaps(t *testing.T) {
 		t.Fatalf("another room's watcher got %v", f)
 	}
 	// Refusals change nothing and tell nobody.
-	_, err = svc.Apply(ctx, livemap.Change{Room: "main", By: livemap.Author{ID: "g", Role: "observer"}, Op: protocol.OpCreate, Item: mk(3)}, author, "r2")
-	if !errors.Is(err, livemap.ErrForbidden) {
-		t.Fatalf("observer: %v", err)
+	_, err = svc.Apply(ctx, livemap.Change{Room: "main", By: host, Op: protocol.OpCreate, Item: mk(2)}, author, "r2")
+	if ve := (*livemap.ValidationError)(nil); !errors.As(err, &ve) {
+		t.Fatalf("polygon of 2 points: %v", err)
 	}
 	_, err = svc.Apply(ctx, livemap.Change{Room: "other", By: host, Op: protocol.OpUpdate, Item: got}, author, "r3")
 	if !errors.Is(err, livemap.ErrNotFound) {

@@ -148,9 +148,14 @@ func (h *Hub) Offer(s State) {
 	}
 }
 
-// Run fans out until ctx ends. updates delivers CommuneState JSON (the bus
-// topic declarations.commune); every reconcile interval the hub compares
-// versions with the source and repairs whatever the bus lost.
+// Run fans out until ctx ends. updates delivers CommuneState JSON: the
+// declarations service's Changes, i.e. this instance's own commits and, in
+// cluster mode, the states its Follow took from the other instances (the
+// hub never reads the bus itself). Updates already waiting are folded into
+// one delta. Every reconcile interval the hub compares versions with the
+// source and offers whatever the feed dropped (Changes drops states when
+// this loop falls behind); if updates is closed, reconciliation alone
+// keeps the map right.
 func (h *Hub) Run(ctx context.Context, updates <-chan []byte, reconcile time.Duration) {
 	tick := time.NewTicker(reconcile)
 	defer tick.Stop()
@@ -161,7 +166,7 @@ func (h *Hub) Run(ctx context.Context, updates <-chan []byte, reconcile time.Dur
 			return
 		case b, ok := <-updates:
 			if !ok {
-				updates = nil // bus gone: reconciliation alone keeps us right
+				updates = nil // feed closed: reconciliation alone keeps us right
 				continue
 			}
 			h.take(b)

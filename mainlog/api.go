@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"crisisroom/access"
 )
 
 // MaxBodyBytes bounds a JSON request: an entry of MaxTextRunes characters
@@ -168,9 +170,24 @@ func body(w http.ResponseWriter, r *http.Request, v any) error {
 	return decode(http.MaxBytesReader(w, r.Body, MaxBodyBytes), v)
 }
 
+// homeRole is the actor's role in its home event and what it may do there,
+// for the page to show the right controls (the server decides anyway).
+func (a *API) homeRole(actor Actor, home string) (access.Role, []access.Action) {
+	chain := a.Svc.Chain(home)
+	r, _ := actor.P.RoleIn(chain)
+	var can []access.Action
+	for _, act := range []access.Action{access.LogRead, access.LogWrite, access.LogManage, access.LinksManage} {
+		if access.Decide(actor.P, act, chain) == nil {
+			can = append(can, act)
+		}
+	}
+	return r, can
+}
+
 func (a *API) events(w http.ResponseWriter, _ *http.Request, actor Actor) {
 	home, evs := a.Svc.Tree(actor)
-	writeJSON(w, http.StatusOK, map[string]any{"home": home, "events": evs, "role": actor.Role,
+	role, can := a.homeRole(actor, home)
+	writeJSON(w, http.StatusOK, map[string]any{"home": home, "events": evs, "role": role, "can": can,
 		"kinds": EventKinds, "severities": Severities})
 }
 
@@ -199,7 +216,7 @@ func (a *API) createSub(w http.ResponseWriter, r *http.Request, actor Actor) {
 		a.fail(w, err)
 		return
 	}
-	a.Log.Info("sub-event created", "event", ev.Slug, "parent", ev.Parent, "by", actor.LinkID)
+	a.Log.Info("sub-event created", "event", ev.Slug, "parent", ev.Parent, "by", actor.ID)
 	writeJSON(w, http.StatusCreated, map[string]any{"event": ev, "links": links})
 }
 

@@ -26,7 +26,12 @@ func TestLogAppendOnly(t *testing.T) {
 	paths := []string{"/api/v1/events/main/log/" + orig.ID, "/api/v1/events/main/log", "/api/v1/events/main/log/" + orig.ID + "/attachment"}
 	for _, p := range paths {
 		for _, m := range []string{http.MethodDelete, http.MethodPut, http.MethodPatch} {
-			for _, tok := range []string{e.host, e.member, ""} {
+			// Without a credential the gate answers 401 first, like on
+			// every route; whoever may read the log learns it is append-only.
+			if a := e.do(m, p, "", "application/json", body); a.status != http.StatusUnauthorized {
+				t.Errorf("%s %s without a token: HTTP %d, want 401", m, p, a.status)
+			}
+			for _, tok := range []string{e.host, e.member} {
 				a := e.do(m, p, tok, "application/json", body)
 				if a.status != http.StatusMethodNotAllowed || a.header.Get("Allow") == "" {
 					t.Errorf("%s %s: HTTP %d (Allow %q), want 405", m, p, a.status, a.header.Get("Allow"))
@@ -179,7 +184,9 @@ func TestLogRights(t *testing.T) {
 			return e.post("/api/v1/events/main/events", e.member, map[string]any{"title": "x", "kind": "tactique"})
 		}},
 		{"participant edits the tags", 403, func() answer { return e.put("/api/v1/events/main/tags", e.member, map[string]any{"tags": []any{}}) }},
-		{"unknown event", 404, func() answer { return e.do(http.MethodGet, "/api/v1/events/nope/log", e.host, "", nil) }},
+		// The same answer as for an event one does not belong to: a link
+		// does not learn which events exist.
+		{"unknown event", 403, func() answer { return e.do(http.MethodGet, "/api/v1/events/nope/log", e.host, "", nil) }},
 		{"host edits the board", 200, func() answer { return e.put("/api/v1/events/main/board", e.host, board) }},
 	} {
 		if a := c.a(); a.status != c.status {
@@ -200,7 +207,7 @@ func TestLogRights(t *testing.T) {
 		t.Fatalf("sub-event: HTTP %d %+v", a.status, sub)
 	}
 	_, subTok, _ := strings.Cut(sub.Links.Participant, "#t=")
-	if a := e.do(http.MethodGet, "/api/v1/events/main/log", subTok, "", nil); a.status != http.StatusNotFound {
+	if a := e.do(http.MethodGet, "/api/v1/events/main/log", subTok, "", nil); a.status != http.StatusForbidden {
 		t.Errorf("a sub-event member reads the parent: HTTP %d", a.status)
 	}
 	e.write(e.member, map[string]any{"text": "dans le principal"})

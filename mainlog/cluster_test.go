@@ -2,6 +2,7 @@ package mainlog_test
 
 import (
 	"context"
+	"crisisroom/access"
 	"encoding/json"
 	"path/filepath"
 	"testing"
@@ -74,7 +75,7 @@ func TestLogTwoInstances(t *testing.T) {
 	if typ, _ := w.next(t); typ != mainlog.TypeSnapshot {
 		t.Fatalf("first frame %s", typ)
 	}
-	actor := mainlog.Actor{LinkID: "l1", Label: "COD", Room: "main", Role: rooms.RoleHost}
+	actor := mainlog.Actor{ID: "l1", Label: "COD", P: access.LinkPrincipal("l1", "COD", "main", access.Operator, "", false)}
 	for i := 1; i <= 3; i++ {
 		if _, _, err := a.Write(ctx, actor, "main", mainlog.EntryInput{Text: "entrée", Tags: []string{"decision"}}, nil); err != nil {
 			t.Fatal(err)

@@ -3,6 +3,7 @@ package mainlog_test
 import (
 	"bytes"
 	"context"
+	"crisisroom/access"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -15,7 +16,6 @@ import (
 	"crisisroom/app"
 	"crisisroom/declarations"
 	"crisisroom/mainlog"
-	"crisisroom/rooms"
 )
 
 // tricky texts: the separator, quotes, line breaks, a formula, accents.
@@ -34,7 +34,7 @@ func TestLogCSVExport10000(t *testing.T) {
 	e := start(t)
 	const n = 10_000
 	began := time.Now()
-	actor := mainlog.Actor{LinkID: "link-csv", Label: "préfecture", Room: app.MainRoom, Role: rooms.RoleParticipant}
+	actor := mainlog.Actor{ID: "link-csv", Label: "préfecture", P: access.LinkPrincipal("link-csv", "préfecture", app.MainRoom, access.Participant, "", false)}
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for w := 0; w < 4; w++ {

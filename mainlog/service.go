@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"crisisroom/access"
 	"crisisroom/bus"
-	"crisisroom/rooms"
 )
 
 // TopicChanges is the bus topic on which the instances of a cluster show
@@ -48,21 +48,30 @@ type Config struct {
 	Now              func() time.Time
 }
 
-// Actor is who calls: the room link of the request's token.
+// Actor is who calls, as the app's access gate established it. What the
+// actor may do was decided before the call (access.Routes); the service
+// only uses the principal to tell which events exist for it.
 type Actor struct {
-	LinkID string
-	Label  string
-	Room   string
-	Role   string
+	ID    string // the link's, token's or user's: entries and boards name it
+	Label string
+	P     *access.Principal
 }
 
-// CanWrite is the one place that says which roles may write entries. A
-// future watch-only guest role reads only.
-func (a Actor) CanWrite() bool { return a.Role == rooms.RoleHost || a.Role == rooms.RoleParticipant }
+// sees tells whether the actor may read slug, given the events tree.
+func (s *Service) seesLocked(a Actor, slug string) bool {
+	return access.Decide(a.P, access.LogRead, s.hub.chainSlugsLocked(slug)) == nil
+}
 
-// IsHost: hosts edit the board and the taxonomy, create sub-events and
-// invite to them.
-func (a Actor) IsHost() bool { return a.Role == rooms.RoleHost }
+// Chain is slug followed by the slugs of the events above it; an event
+// this instance does not know is its own chain.
+func (s *Service) Chain(slug string) []string {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	if c := s.hub.chainSlugsLocked(slug); len(c) > 0 {
+		return c
+	}
+	return []string{slug}
+}
 
 // Service is the main courante of every event.
 type Service struct {
@@ -145,6 +154,9 @@ func (s *Service) EnsureRoot(ctx context.Context, slug, title string) error {
 	return nil
 }
 
+// Event returns an event by slug (ErrNotFound if there is none).
+func (s *Service) Event(ctx context.Context, slug string) (Event, error) { return s.event(ctx, slug) }
+
 // event returns a cached event, reading the store once more if it is not
 // cached (another instance may have created it and its bus message may be
 // late or lost).
@@ -181,7 +193,7 @@ func (s *Service) Visible(ctx context.Context, a Actor, slug string) (Event, err
 		return e, err
 	}
 	s.hub.mu.Lock()
-	ok := s.hub.visibleLocked(a.Room, slug)
+	ok := s.seesLocked(a, slug)
 	s.hub.mu.Unlock()
 	if !ok {
 		return Event{}, ErrNotFound
@@ -189,22 +201,30 @@ func (s *Service) Visible(ctx context.Context, a Actor, slug string) (Event, err
 	return e, nil
 }
 
-// Tree returns the events the actor sees, oldest first, and its home event
-// (the one of its own room; "" if its room has none).
+// Tree returns the events the actor sees, oldest first, and its home event:
+// the topmost one it sees (the standing event "main" when it sees it);
+// "" if it sees none.
 func (s *Service) Tree(a Actor) (home string, events []Event) {
 	events = []Event{}
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
 	for slug, e := range s.hub.events {
-		if e.Room == a.Room {
-			home = slug
-		}
-		if s.hub.visibleLocked(a.Room, slug) {
+		if s.seesLocked(a, slug) {
 			events = append(events, copyEvent(*e))
 		}
 	}
 	sortEvents(events)
-	return home, events
+	for _, e := range events {
+		if e.Slug == access.MainEvent {
+			return e.Slug, events
+		}
+	}
+	for _, e := range events {
+		if e.Parent == "" || !s.seesLocked(a, e.Parent) {
+			return e.Slug, events
+		}
+	}
+	return "", events
 }
 
 // subtree lists slug and every event below it.

@@ -40,9 +40,6 @@ func (s *Service) Write(ctx context.Context, a Actor, slug string, in EntryInput
 	if err != nil {
 		return Entry{}, false, err
 	}
-	if !a.CanWrite() {
-		return Entry{}, false, ErrForbidden
-	}
 	now := s.now()
 	e, err := s.entryFrom(ctx, ev, a, in, now)
 	if err != nil {
@@ -83,7 +80,7 @@ func (s *Service) entryFrom(ctx context.Context, ev Event, a Actor, in EntryInpu
 	case strings.TrimSpace(text) == "":
 		ve.add("text", "texte obligatoire")
 	}
-	e := Entry{Event: ev.Slug, Kind: KindNote, Text: text, AuthorID: a.LinkID, AuthorLabel: a.Label,
+	e := Entry{Event: ev.Slug, Kind: KindNote, Text: text, AuthorID: a.ID, AuthorLabel: a.Label,
 		AuthorName: s.authorName(ve, a, in.Author), Commune: in.Commune, Annotation: in.Annotation}
 	e.Tags = resolveTags(ve, ev.Tags, in.Tags)
 	if in.EventTime != nil {
@@ -104,7 +101,7 @@ func (s *Service) entryFrom(ctx context.Context, ev Event, a Actor, in EntryInpu
 	if len(in.Key) > MaxKeyLen {
 		ve.add("key", "clé d'idempotence trop longue (au plus %d caractères)", MaxKeyLen)
 	} else if in.Key != "" {
-		e.Key = a.LinkID + ":" + in.Key
+		e.Key = a.ID + ":" + in.Key
 	}
 	s.checkLinks(ctx, ve, ev, &e, in.Corrects)
 	if err := ve.err(); err != nil {

@@ -61,6 +61,10 @@ const (
 	TypePresenter   = "presenter"   // Presenter: both directions
 	TypeMapView     = "map-view"    // MapView: presenter → server → members
 	TypeAnnotate    = "annotate"    // Annotate: client → server (livemap owns the replies)
+	// guests' lobby (docs/protocol.md, "Lobby")
+	TypeLobby     = "lobby"      // Lobby: server → a guest waiting to be admitted
+	TypeLobbyList = "lobby-list" // LobbyList: server → members who may admit (latest wins)
+	TypeAdmit     = "admit"      // Admit: client → server
 )
 
 // Topics: the live map's, and the main courante's (the room's running log).
@@ -88,9 +92,12 @@ const (
 	ErrForbidden     = "forbidden"
 	ErrUnknownTopic  = "unknown_topic"
 	ErrUnavailable   = "unavailable"
-	ErrNotFound      = "not_found" // e.g. an annotation that is not (or no longer) in the room
-	ErrTooLarge      = "too_large" // one item over its size limit (an annotation's points)
-	ErrTooMany       = "too_many"  // a collection at its cap (a room's annotations)
+	ErrNotFound      = "not_found"    // e.g. an annotation that is not (or no longer) in the room
+	ErrTooLarge      = "too_large"    // one item over its size limit (an annotation's points)
+	ErrTooMany       = "too_many"     // a collection at its cap (a room's annotations)
+	ErrRefused       = "refused"      // the host refused this guest's entry
+	ErrRevoked       = "revoked"      // the link (or session, token) this socket came through was revoked
+	ErrLinkUsedUp    = "link_used_up" // the link has been used as many times as it allows
 )
 
 // Close codes. 4000–4499: the client should reconnect (with its resume token
@@ -107,6 +114,8 @@ const (
 	CloseProtocol     = 4504 // repeated protocol violations or flood
 	CloseLeft         = 4505 // the client said leave
 	CloseSessionGone  = 4506 // resume token unknown or its grace period ended: join afresh
+	CloseRefused      = 4507 // the host refused entry from the lobby
+	CloseRevoked      = 4508 // the link or credential was revoked: the seat is gone
 )
 
 // ShouldReconnect tells a client whether a close code invites a retry.
@@ -125,17 +134,42 @@ const (
 	MaxTokenLen  = 256
 )
 
-// Join asks to enter the room that Token grants.
+// Join asks to enter the room that Token grants, or, without a token,
+// Room with the credential the socket was opened with (a staff session's
+// cookie). With both, Room must be the token's room.
 type Join struct {
 	Token string `json:"token"`
+	Room  string `json:"room,omitempty"`
 	Name  string `json:"name"`
 }
 
 func (j *Join) Validate() error {
-	if j.Token == "" || len(j.Token) > MaxTokenLen {
-		return errors.New("token: required, at most 256 characters")
+	if len(j.Token) > MaxTokenLen {
+		return errors.New("token: at most 256 characters")
+	}
+	if j.Token == "" && j.Room == "" {
+		return errors.New("token or room: one is required")
+	}
+	if err := validRoom(j.Room); err != nil {
+		return err
 	}
 	return validName(j.Name)
+}
+
+// MaxRoomLen bounds a room name (an event's slug).
+const MaxRoomLen = 64
+
+// validRoom accepts "" or a slug: lower-case letters, digits and dashes.
+func validRoom(s string) error {
+	if len(s) > MaxRoomLen {
+		return fmt.Errorf("room: at most %d characters", MaxRoomLen)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return errors.New("room: lower-case letters, digits, - and _ only")
+		}
+	}
+	return nil
 }
 
 // Resume re-attaches a new socket to a session whose socket dropped.
@@ -251,13 +285,23 @@ type Joined struct {
 	// participant learns another's address).
 	ICETransportPolicy string   `json:"ice_transport_policy"`
 	View               *MapView `json:"view,omitempty"`
+	// Can lists what this member may do in the room (access actions such
+	// as "room.present", "room.admit"): the page hides the rest. The
+	// server still decides every message.
+	Can []string `json:"can"`
+	// WatchOnly: no camera, microphone or annotations; offers and answers
+	// must not send media (recvonly or inactive).
+	WatchOnly bool `json:"watch_only"`
 }
 
 // Subscribe asks for a topic's stream. A socket that has not joined a room
-// (a watcher without camera, e.g. a wall screen) gives a room token.
+// (a watcher without camera, e.g. a wall screen) gives a room token, or,
+// opened with a staff session, the Room (the event) it watches ("main"
+// when empty).
 type Subscribe struct {
 	Topic string `json:"topic"`
 	Token string `json:"token,omitempty"`
+	Room  string `json:"room,omitempty"`
 }
 
 func (s *Subscribe) Validate() error {
@@ -267,7 +311,7 @@ func (s *Subscribe) Validate() error {
 	if len(s.Token) > MaxTokenLen {
 		return errors.New("token: at most 256 characters")
 	}
-	return nil
+	return validRoom(s.Room)
 }
 
 // Topic names a topic (unsubscribe, resync).
@@ -350,6 +394,43 @@ func (a *Annotate) Validate() error {
 	return nil
 }
 
+// Lobby tells a guest where it stands: "waiting" until a host admits it
+// (then it gets joined) or refuses it (error refused, close 4507).
+type Lobby struct {
+	State string `json:"state"`
+}
+
+// LobbyState values.
+const LobbyWaiting = "waiting"
+
+// LobbyEntry is one guest waiting in a room's lobby.
+type LobbyEntry struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Since     int64  `json:"since"` // unix ms, when it started waiting
+	WatchOnly bool   `json:"watch_only"`
+	Label     string `json:"label"` // the guest link's label, as its creator wrote it
+}
+
+// LobbyList is the whole lobby of a room, oldest first, sent to the
+// members who may admit whenever it changes (latest wins).
+type LobbyList struct {
+	Waiting []LobbyEntry `json:"waiting"`
+}
+
+// Admit lets a waiting guest in (Allow) or refuses it.
+type Admit struct {
+	ID    string `json:"id"`
+	Allow bool   `json:"allow"`
+}
+
+func (a *Admit) Validate() error {
+	if a.ID == "" || len(a.ID) > 64 {
+		return errors.New("id: required, at most 64 characters")
+	}
+	return nil
+}
+
 // PeerLeft tells the others a member has gone for good (left, or its resume
 // window ended).
 type PeerLeft struct {
@@ -421,6 +502,8 @@ func payloadFor(typ string) (v Validator, ok bool) {
 		return &MapView{}, true
 	case TypeAnnotate:
 		return &Annotate{}, true
+	case TypeAdmit:
+		return &Admit{}, true
 	}
 	return nil, false
 }

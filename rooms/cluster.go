@@ -86,23 +86,37 @@ const (
 	evView      = "view"      // the presenter's View
 	evDrop      = "drop"      // the seat whose resume hash is Hash is abandoned
 	evEvicted   = "evicted"   // instance ID was taken for dead here, wrongly: it is back
+	evLobby     = "lobby"     // the sender's lobby of Room is now Lobby
+	evAdmit     = "admit"     // guest ID, waiting in Room's lobby, is admitted (Allow) or refused By a member
+	evKick      = "kick"      // end the seats of principal Key (kind) ID: revoked
 )
 
 // event is one message on the link.
 type event struct {
-	Kind  string              `json:"k"`
-	Inst  string              `json:"i"`
-	Room  string              `json:"r,omitempty"`
-	ID    string              `json:"id,omitempty"`
-	Seat  *seat               `json:"seat,omitempty"`
-	State *protocol.PeerState `json:"state,omitempty"`
-	Frame json.RawMessage     `json:"f,omitempty"`
-	Key   string              `json:"c,omitempty"`
-	Stamp int64               `json:"t,omitempty"`
-	View  *protocol.MapView   `json:"view,omitempty"`
-	Hash  string              `json:"h,omitempty"`
-	Seats []seat              `json:"seats,omitempty"`
-	Shows []show              `json:"shows,omitempty"`
+	Kind  string                `json:"k"`
+	Inst  string                `json:"i"`
+	Room  string                `json:"r,omitempty"`
+	ID    string                `json:"id,omitempty"`
+	Seat  *seat                 `json:"seat,omitempty"`
+	State *protocol.PeerState   `json:"state,omitempty"`
+	Frame json.RawMessage       `json:"f,omitempty"`
+	Key   string                `json:"c,omitempty"`
+	Stamp int64                 `json:"t,omitempty"`
+	View  *protocol.MapView     `json:"view,omitempty"`
+	Hash  string                `json:"h,omitempty"`
+	Seats []seat                `json:"seats,omitempty"`
+	Shows []show                `json:"shows,omitempty"`
+	Allow bool                  `json:"a,omitempty"`
+	By    string                `json:"by,omitempty"`
+	Lobby []protocol.LobbyEntry `json:"lobby,omitempty"`
+	// Lobbies are the beating instance's lobbies, room by room.
+	Lobbies []lobbyRoom `json:"lobbies,omitempty"`
+}
+
+// lobbyRoom is an instance's lobby of one room in a beat.
+type lobbyRoom struct {
+	Room    string                `json:"room"`
+	Waiting []protocol.LobbyEntry `json:"waiting"`
 }
 
 // seat is a member in a beat or a join.
@@ -153,6 +167,7 @@ type cluster struct {
 // remote is another instance as heard here.
 type remote struct {
 	seats map[string]*Member
+	lobby map[string][]protocol.LobbyEntry // its waiting guests, by room
 	seen  time.Time
 	timer *time.Timer // fires TTL after the last message: expire
 }
@@ -161,7 +176,7 @@ type pendingJoin struct {
 	mem           *Member
 	r             *room
 	resume, reqID string
-	joined        protocol.Joined
+	w             *Waiter       // the lobby guest being seated, if any
 	done          chan struct{} // closed when seated
 }
 
@@ -381,6 +396,13 @@ func (m *Manager) applyLocked(c *cluster, rem *remote, e event) {
 		if e.ID == c.self {
 			m.evictedLocked(c)
 		}
+	case evLobby:
+		m.remoteLobbyLocked(rem, e.Room, e.Lobby)
+	case evAdmit:
+		m.admitRemoteLocked(e)
+	case evKick:
+		kicked := m.kickLocked(e.Key, e.ID)
+		go m.afterKick(e.Key, e.ID, kicked)
 	case evDrop:
 		if mem := m.resumes[e.Hash]; mem != nil && !mem.gone {
 			c.log.Info("cluster: seat resumed elsewhere; freed", "room", mem.Room, "member", mem.ID)
@@ -412,12 +434,12 @@ func (m *Manager) awaitReady(ctx context.Context) error {
 
 // proposeLocked announces a local join; the member is seated when the
 // announcement comes back (admitLocked).
-func (m *Manager) proposeLocked(r *room, mem *Member, resume, reqID string) (*pendingJoin, error) {
+func (m *Manager) proposeLocked(r *room, mem *Member, resume, reqID string, w *Waiter) (*pendingJoin, error) {
 	c := m.cl
 	if c.closed {
 		return nil, ErrClusterDown
 	}
-	pj := &pendingJoin{mem: mem, r: r, resume: resume, reqID: reqID, done: make(chan struct{})}
+	pj := &pendingJoin{mem: mem, r: r, resume: resume, reqID: reqID, w: w, done: make(chan struct{})}
 	c.pending[mem.ID] = pj
 	r.pending++
 	c.enqueue(event{Kind: evJoin, Room: r.name, Seat: &seat{Room: r.name, PeerInfo: mem.infoLocked()}})
@@ -431,18 +453,19 @@ func (m *Manager) admitLocked(c *cluster, id string) {
 	}
 	delete(c.pending, id)
 	pj.r.pending--
-	pj.joined = m.seatLocked(pj.r, pj.mem, pj.resume, pj.reqID)
+	m.seatLocked(pj.r, pj.mem, pj.resume, pj.reqID)
+	pj.w.seatedLocked(pj.mem)
 	close(pj.done)
 }
 
 // awaitSeat waits until a proposed join is seated, or gives it up.
-func (m *Manager) awaitSeat(ctx context.Context, pj *pendingJoin) (*Member, protocol.Joined, error) {
+func (m *Manager) awaitSeat(ctx context.Context, pj *pendingJoin) (*Member, error) {
 	c := m.cl
 	t := time.NewTimer(c.cfg.JoinWait)
 	defer t.Stop()
 	select {
 	case <-pj.done:
-		return pj.mem, pj.joined, nil
+		return pj.mem, nil
 	case <-t.C:
 	case <-ctx.Done():
 	}
@@ -450,7 +473,7 @@ func (m *Manager) awaitSeat(ctx context.Context, pj *pendingJoin) (*Member, prot
 	defer m.mu.Unlock()
 	select {
 	case <-pj.done: // seated meanwhile
-		return pj.mem, pj.joined, nil
+		return pj.mem, nil
 	default:
 	}
 	delete(c.pending, pj.mem.ID)
@@ -460,9 +483,9 @@ func (m *Manager) awaitSeat(ctx context.Context, pj *pendingJoin) (*Member, prot
 	c.enqueue(event{Kind: evLeave, Room: pj.r.name, ID: pj.mem.ID})
 	c.log.Warn("cluster: join not confirmed by the link in time", "room", pj.r.name, "member", pj.mem.ID, "wait", c.cfg.JoinWait)
 	if err := ctx.Err(); err != nil {
-		return nil, protocol.Joined{}, err
+		return nil, err
 	}
-	return nil, protocol.Joined{}, ErrClusterDown
+	return nil, ErrClusterDown
 }
 
 // leaveClusterLocked is Shutdown's part in cluster mode. The seats here

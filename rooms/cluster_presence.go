@@ -14,7 +14,7 @@ import (
 func (m *Manager) touchLocked(c *cluster, inst string, now time.Time) *remote {
 	rem := c.remotes[inst]
 	if rem == nil {
-		rem = &remote{seats: map[string]*Member{}}
+		rem = &remote{seats: map[string]*Member{}, lobby: map[string][]protocol.LobbyEntry{}}
 		c.remotes[inst] = rem
 		rem.timer = time.AfterFunc(c.cfg.TTL, func() { m.expire(c, inst, rem) })
 		c.log.Info("cluster: instance heard", "from", inst)
@@ -106,6 +106,11 @@ func (m *Manager) forgetInstanceLocked(c *cluster, inst string) {
 	for _, o := range rem.seats {
 		m.removeLocked(o)
 	}
+	for room := range rem.lobby { // its guests' sockets ended with it
+		if r := m.rooms[room]; r != nil {
+			m.sendLobbyLocked(r)
+		}
+	}
 }
 
 // forgetLocked takes a removed remote member out of its instance's seats.
@@ -129,6 +134,9 @@ func (m *Manager) beatLocked() {
 		}
 		if p := r.members[r.presenter]; p != nil && p.inst == "" {
 			e.Shows = append(e.Shows, show{Room: r.name, ID: p.ID, Stamp: r.presStamp, View: r.view})
+		}
+		if len(r.lobby) > 0 {
+			e.Lobbies = append(e.Lobbies, lobbyRoom{Room: r.name, Waiting: r.localLobbyLocked()})
 		}
 	}
 	for _, pj := range c.pending {
@@ -165,6 +173,36 @@ func (m *Manager) reconcileLocked(rem *remote, e event) {
 			r.clearPresenterLocked() // its release was lost
 		}
 	}
+	m.reconcileLobbiesLocked(rem, e.Lobbies)
+}
+
+// reconcileLobbiesLocked makes an instance's lobbies here what its beat
+// says, telling the admitters of the rooms whose lobby changed.
+func (m *Manager) reconcileLobbiesLocked(rem *remote, lobbies []lobbyRoom) {
+	listed := make(map[string]bool, len(lobbies))
+	for _, l := range lobbies {
+		listed[l.Room] = true
+		if !sameLobby(rem.lobby[l.Room], l.Waiting) {
+			m.remoteLobbyLocked(rem, l.Room, l.Waiting)
+		}
+	}
+	for room := range rem.lobby {
+		if !listed[room] {
+			m.remoteLobbyLocked(rem, room, nil)
+		}
+	}
+}
+
+func sameLobby(a, b []protocol.LobbyEntry) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *Manager) addRemoteLocked(rem *remote, inst string, s seat) {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"crisisroom/access"
 	"crisisroom/protocol"
 )
 
@@ -47,14 +48,26 @@ type Config struct {
 	// ICETransportPolicy is handed to clients: "all" (default) or "relay".
 	ICETransportPolicy string
 	Now                func() time.Time
+	// OnAdmission is told of each lobby decision: the room, the guest's
+	// name, the link it came through, who decided (a member's name) and
+	// whether it was let in. OnKicked is told of each member or lobby
+	// guest this instance ends for a revoked credential (kind and id of
+	// the principal, as in KickPrincipal). Both are called outside the
+	// rooms' lock, on the deciding goroutine: they must not take long
+	// (an audit row, a main courante entry). Either may be nil.
+	OnAdmission func(room, guestName, linkID, by string, admitted bool)
+	OnKicked    func(room, name, kind, id string)
 }
 
-// Errors of Join and Resume.
+// Errors of Enter, Join and Resume.
 var (
 	ErrRoomFull    = errors.New("room is full")
 	ErrSessionGone = errors.New("session unknown or expired")
 	ErrUnknownPeer = errors.New("no such peer in this room")
 	ErrLeft        = errors.New("session has left")
+	ErrUnknownRoom = errors.New("no such room")
+	ErrRevoked     = errors.New("credential revoked")
+	ErrLobby       = errors.New("this link's holders wait in the lobby: use Enter")
 )
 
 // Manager holds the live rooms of this process.
@@ -67,6 +80,11 @@ type Manager struct {
 	rooms   map[string]*room
 	resumes map[string]*Member // hex(hash(resume token)) → member
 	cl      *cluster           // nil on a single instance (StartCluster)
+	// revoked remembers the credentials revoked lately ("kind:id" → until
+	// when), so that an entry whose link was checked before the
+	// revocation cannot be seated after its kick (revoke.go).
+	revoked   map[string]time.Time
+	kickHooks []func(kind, id string)
 }
 
 // NewManager returns a Manager. Rooms are loaded lazily from the store.
@@ -83,7 +101,7 @@ func NewManager(cfg Config, st Store, log *slog.Logger) *Manager {
 	if cfg.ICETransportPolicy == "" {
 		cfg.ICETransportPolicy = "all"
 	}
-	return &Manager{cfg: cfg, store: st, log: log, rooms: map[string]*room{}, resumes: map[string]*Member{}}
+	return &Manager{cfg: cfg, store: st, log: log, rooms: map[string]*room{}, resumes: map[string]*Member{}, revoked: map[string]time.Time{}}
 }
 
 type room struct {
@@ -99,6 +117,8 @@ type room struct {
 	pending   int
 	presStamp int64
 	presInst  string
+	// lobby holds the guests of this instance waiting to be admitted.
+	lobby map[string]*Waiter
 }
 
 // Member is a seat in a room. Its peer is nil while its socket is away
@@ -108,6 +128,16 @@ type Member struct {
 	Name string
 	Role string
 	Room string
+	// Principal is the credential the member entered with (nil for a
+	// remote member); LinkID the link it came through ("" for a staff
+	// session). Neither changes.
+	Principal *access.Principal
+	LinkID    string
+
+	admitter  bool     // sent the lobby list (access.RoomAdmit)
+	can       []string // for joined
+	watchOnly bool
+	joined    protocol.Joined // the first joined, for Join
 
 	m          *Manager
 	resumeHash string
@@ -121,65 +151,200 @@ type Member struct {
 	inst string
 }
 
-// Join checks a room link token and seats a new member. The returned
-// Joined is what the client gets back.
-//
-// The joined frame (echoing reqID) is sent to p here, under the room lock,
-// so that it precedes anything another member sends to the newcomer.
-func (m *Manager) Join(ctx context.Context, token, name, reqID string, p Peer) (*Member, protocol.Joined, error) {
+// Entry is a request for a seat whose credential the caller has resolved
+// and whose entry it has allowed (signaling decides access.RoomJoin).
+type Entry struct {
+	Room  string
+	Name  string
+	ReqID string // the join's envelope id: joined (and lobby) echo it
+	Peer  Peer
+	// Principal is who enters: a link's (LinkCredential) or a staff
+	// session's. Kicks target it (KickPrincipal, RevokeLink).
+	Principal *access.Principal
+	// Link is the link the entry came through, nil for a staff session:
+	// its uses are counted, its lobby holds the entry until a host admits
+	// it, and revoking it ends the seat.
+	Link *Link
+	Role string // shown to the others (PeerInfo.Role)
+	// Admitter: the member may admit lobby guests (access.RoomAdmit) and
+	// is sent the lobby's list.
+	Admitter  bool
+	Can       []string // what joined says the member may do
+	WatchOnly bool
+}
+
+// LinkCredential looks a join token up: the link, if it may let someone
+// into its room now, and the principal it makes.
+func (m *Manager) LinkCredential(ctx context.Context, token string) (Link, *access.Principal, error) {
 	link, err := m.store.LinkByHash(ctx, HashSecret(token))
 	if errors.Is(err, ErrNotFound) {
-		return nil, protocol.Joined{}, ErrTokenInvalid
+		return Link{}, nil, ErrTokenInvalid
 	}
 	if err != nil {
-		return nil, protocol.Joined{}, fmt.Errorf("look up link: %w", err)
+		return Link{}, nil, fmt.Errorf("look up link: %w", err)
 	}
-	if err := link.Check(KindRoom, m.cfg.Now()); err != nil {
+	if err := link.CheckJoin(m.cfg.Now()); err != nil {
+		return Link{}, nil, err
+	}
+	role, ok := access.ParseRole(link.Role)
+	if !ok {
+		return Link{}, nil, ErrWrongScope
+	}
+	return link, access.LinkPrincipal(link.ID, link.Label, link.Scope, role, "", link.WatchOnly), nil
+}
+
+// Join checks a link token and seats a new member, deciding its rights
+// with the link's principal in the link's room alone (tests and tools;
+// signaling resolves and decides with the event's ancestors, then calls
+// Enter). A link with a lobby is refused with ErrLobby: waiting needs
+// Enter.
+func (m *Manager) Join(ctx context.Context, token, name, reqID string, p Peer) (*Member, protocol.Joined, error) {
+	l, pr, err := m.LinkCredential(ctx, token)
+	if err != nil {
 		return nil, protocol.Joined{}, err
 	}
-	if _, err := m.store.Room(ctx, link.Scope); err != nil {
-		return nil, protocol.Joined{}, fmt.Errorf("room %q: %w", link.Scope, err)
+	if l.Lobby {
+		return nil, protocol.Joined{}, ErrLobby
+	}
+	chain := []string{l.Scope}
+	if err := access.Decide(pr, access.RoomJoin, chain); err != nil {
+		return nil, protocol.Joined{}, ErrWrongScope
+	}
+	mem, _, err := m.Enter(ctx, Entry{Room: l.Scope, Name: name, ReqID: reqID, Peer: p, Principal: pr, Link: &l,
+		Role: l.Role, Admitter: access.Decide(pr, access.RoomAdmit, chain) == nil, Can: Can(pr, chain), WatchOnly: l.WatchOnly})
+	if err != nil {
+		return nil, protocol.Joined{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return mem, mem.joined, nil
+}
+
+// RoomActions are the actions joined reports in Can.
+var RoomActions = []access.Action{access.RoomChat, access.RoomSend, access.RoomPresent, access.RoomAnnotate,
+	access.RoomAdmit, access.MapWatch, access.LogRead}
+
+// Can lists the RoomActions p may take in the event chain (for the page,
+// which hides the rest: the server still decides every message).
+func Can(p *access.Principal, chain []string) []string {
+	out := []string{}
+	for _, a := range RoomActions {
+		if access.Decide(p, a, chain) == nil {
+			out = append(out, string(a))
+		}
+	}
+	return out
+}
+
+// Enter seats e, or, when its link has a lobby, puts it in the room's
+// lobby (w) until a member who may admit lets it in: then it gets joined,
+// and w.Member returns the seat. A link's use is counted when the seat is
+// given (at once, or on admission).
+//
+// The joined frame (echoing e.ReqID) is sent to e.Peer under the room
+// lock, so that it precedes anything another member sends to the
+// newcomer.
+func (m *Manager) Enter(ctx context.Context, e Entry) (mem *Member, w *Waiter, err error) {
+	if _, err := m.store.Room(ctx, e.Room); errors.Is(err, ErrNotFound) {
+		return nil, nil, ErrUnknownRoom
+	} else if err != nil {
+		return nil, nil, fmt.Errorf("room %q: %w", e.Room, err)
 	}
 	if err := m.awaitReady(ctx); err != nil {
-		return nil, protocol.Joined{}, err
+		return nil, nil, err
 	}
+	if e.Link != nil && e.Link.Lobby {
+		w, err := m.wait(e)
+		return nil, w, err
+	}
+	if err := m.roomForOne(e); err != nil { // before a use is counted
+		return nil, nil, err
+	}
+	if e.Link != nil {
+		if _, err := m.store.UseLink(ctx, e.Link.ID, m.cfg.Now()); err != nil {
+			return nil, nil, linkErr(err)
+		}
+	}
+	mem, err = m.seat(ctx, e, nil)
+	return mem, nil, err
+}
+
+// linkErr: a link that vanished is as good as revoked.
+func linkErr(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return ErrTokenInvalid
+	}
+	return err
+}
+
+// roomForOne refuses an entry the room has no place for, or whose
+// credential was revoked meanwhile.
+func (m *Manager) roomForOne(e Entry) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.revokedLocked(e.Principal) {
+		return ErrRevoked
+	}
+	if r := m.rooms[e.Room]; r != nil && len(r.members)+r.pending >= m.cfg.Capacity {
+		return ErrRoomFull
+	}
+	return nil
+}
+
+// seat gives e its seat; w is the lobby waiter it comes from, if any.
+func (m *Manager) seat(ctx context.Context, e Entry, w *Waiter) (*Member, error) {
 	resume, resumeHash := NewSecret()
-	mem := &Member{ID: newID(), Name: name, Role: link.Role, Room: link.Scope, m: m,
-		resumeHash: hex.EncodeToString(resumeHash), peer: p,
-		state: protocol.PeerState{Audio: true, Video: true}}
+	mem := &Member{ID: newID(), Name: e.Name, Role: e.Role, Room: e.Room, Principal: e.Principal, m: m,
+		resumeHash: hex.EncodeToString(resumeHash), peer: e.Peer, admitter: e.Admitter, can: e.Can, watchOnly: e.WatchOnly,
+		state: protocol.PeerState{Audio: !e.WatchOnly, Video: !e.WatchOnly}}
+	if e.Link != nil {
+		mem.LinkID = e.Link.ID
+	}
 	mem.state.From = mem.ID
 
 	m.mu.Lock()
-	r := m.roomLocked(link.Scope)
+	if w != nil && w.state == waitGone {
+		m.mu.Unlock()
+		return nil, ErrLeft
+	}
+	if m.revokedLocked(e.Principal) {
+		m.mu.Unlock()
+		return nil, ErrRevoked
+	}
+	r := m.roomLocked(e.Room)
 	// In cluster mode the count includes the other instances' members, but
 	// two instances seating the last place at once may both succeed.
 	if len(r.members)+r.pending >= m.cfg.Capacity {
 		m.mu.Unlock()
-		return nil, protocol.Joined{}, ErrRoomFull
+		return nil, ErrRoomFull
 	}
 	if m.cl != nil {
-		pj, err := m.proposeLocked(r, mem, resume, reqID)
+		pj, err := m.proposeLocked(r, mem, resume, e.ReqID, w)
 		m.mu.Unlock()
 		if err != nil {
-			return nil, protocol.Joined{}, err
+			return nil, err
 		}
 		return m.awaitSeat(ctx, pj)
 	}
 	defer m.mu.Unlock()
-	return mem, m.seatLocked(r, mem, resume, reqID), nil
+	m.seatLocked(r, mem, resume, e.ReqID)
+	w.seatedLocked(mem)
+	return mem, nil
 }
 
 // seatLocked puts mem in its room: it answers joined (under the lock, so
 // that it precedes anything another member sends to the newcomer) and
 // tells the others.
-func (m *Manager) seatLocked(r *room, mem *Member, resume, reqID string) protocol.Joined {
-	joined := m.joinedLocked(r, mem, resume, false)
-	mem.peer.Send(Frame{Data: protocol.Encode(protocol.TypeJoined, reqID, joined)})
+func (m *Manager) seatLocked(r *room, mem *Member, resume, reqID string) {
+	mem.joined = m.joinedLocked(r, mem, resume, false)
+	mem.peer.Send(Frame{Data: protocol.Encode(protocol.TypeJoined, reqID, mem.joined)})
 	r.members[mem.ID] = mem
 	m.resumes[mem.resumeHash] = mem
 	r.broadcastLocked(mem.ID, Frame{Data: protocol.Encode(protocol.TypePeerJoined, "", mem.infoLocked())})
-	m.log.Info("member joined", "room", r.name, "member", mem.ID, "role", mem.Role, "size", len(r.members))
-	return joined
+	if mem.admitter && m.lobbyWaitingLocked(r) { // a newcomer takes an empty lobby for granted
+		mem.peer.Send(m.lobbyFrameLocked(r))
+	}
+	m.log.Info("member joined", "room", r.name, "member", mem.ID, "role", mem.Role, "link", mem.LinkID, "size", len(r.members))
 }
 
 func (m *Manager) roomLocked(name string) *room {
@@ -227,6 +392,9 @@ func (m *Manager) Resume(token, reqID string, p Peer) (*Member, protocol.Joined,
 	m.log.Info("member resumed", "room", mem.Room, "member", mem.ID)
 	joined := m.joinedLocked(r, mem, resume, true)
 	p.Send(Frame{Data: protocol.Encode(protocol.TypeJoined, reqID, joined)})
+	if mem.admitter { // it may have missed changes while away
+		p.Send(m.lobbyFrameLocked(r))
+	}
 	return mem, joined, nil
 }
 
@@ -248,7 +416,7 @@ func (m *Manager) joinedLocked(r *room, mem *Member, resume string, resumed bool
 	return protocol.Joined{PeerID: mem.ID, Role: mem.Role, ResumeToken: resume, Room: r.name, Capacity: m.cfg.Capacity,
 		Peers: peers, ICEServers: ice, Resumed: resumed, ResumeWindowMS: m.cfg.ResumeWindow.Milliseconds(),
 		ICETransportPolicy: m.cfg.ICETransportPolicy,
-		Presenter:          r.presenter, View: r.view}
+		Presenter:          r.presenter, View: r.view, Can: mem.can, WatchOnly: mem.watchOnly}
 }
 
 func (mem *Member) infoLocked() protocol.PeerInfo {
@@ -382,24 +550,22 @@ func stateFrame(s protocol.PeerState) Frame {
 	return Frame{Data: protocol.Encode(protocol.TypeState, "", s), Coalesce: "state:" + s.From}
 }
 
-// ErrForbidden: the member's role does not allow the action.
-var ErrForbidden = errors.New("not allowed for this role")
+// ErrNotPresenter: only the current presenter sends its view.
+var ErrNotPresenter = errors.New("only the current presenter leads the map")
 
 func presenterFrame(id string) Frame {
 	return Frame{Data: protocol.Encode(protocol.TypePresenter, "", protocol.Presenter{ID: id}), Coalesce: "presenter"}
 }
 
-// SetPresenter makes a host the map presenter (take) or gives it up.
-// Everyone, the host included, learns who presents.
+// SetPresenter makes the member the map presenter (take) or gives it up.
+// Everyone, the presenter included, learns who presents. Who may is the
+// caller's to decide (access.RoomPresent).
 func (mem *Member) SetPresenter(take bool) error {
 	m := mem.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if mem.gone {
 		return ErrLeft
-	}
-	if mem.Role != RoleHost {
-		return ErrForbidden
 	}
 	r := m.rooms[mem.Room]
 	switch {
@@ -429,7 +595,7 @@ func (mem *Member) SetView(v protocol.MapView) error {
 	}
 	r := m.rooms[mem.Room]
 	if r.presenter != mem.ID {
-		return ErrForbidden
+		return ErrNotPresenter
 	}
 	v.From = mem.ID
 	r.view = &v
@@ -526,24 +692,6 @@ func (m *Manager) Shutdown() {
 	if c != nil {
 		c.stop()
 	}
-}
-
-// CreateLink mints a room link and returns its plain secret: the only time it
-// is ever visible.
-func CreateLink(ctx context.Context, st Store, roomName, role, label string, ttl time.Duration, now time.Time) (string, Link, error) {
-	if ttl <= 0 {
-		return "", Link{}, errors.New("a link needs a positive lifetime")
-	}
-	if _, err := st.Room(ctx, roomName); err != nil {
-		return "", Link{}, fmt.Errorf("room %q: %w", roomName, err)
-	}
-	plain, hash := NewSecret()
-	l := Link{ID: newID(), Hash: hash, Kind: KindRoom, Scope: roomName, Role: role, Label: label,
-		CreatedAt: now.UTC(), ExpiresAt: now.Add(ttl).UTC()}
-	if err := st.CreateLink(ctx, l); err != nil {
-		return "", Link{}, err
-	}
-	return plain, l, nil
 }
 
 func newID() string {

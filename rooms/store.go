@@ -23,6 +23,17 @@ type Store interface {
 	CreateLink(ctx context.Context, l Link) error
 	// LinkByHash returns ErrNotFound for an unknown hash.
 	LinkByHash(ctx context.Context, hash []byte) (Link, error)
+	// Links returns every link of a scope (a room's, a commune's), newest
+	// first.
+	Links(ctx context.Context, scope string) ([]Link, error)
+	// RevokeLink returns ErrNotFound for an unknown id; revoking twice
+	// keeps the first time.
 	RevokeLink(ctx context.Context, id string, at time.Time) error
+	// UseLink counts one use of the link and returns it as it now is, in
+	// one atomic step: only if it is live at now (not revoked, not expired)
+	// and under its MaxUses. Otherwise nothing changes and the error says
+	// why: ErrNotFound, ErrTokenInvalid (revoked), ErrTokenExpired or
+	// ErrLinkUsedUp. Concurrent calls never count past MaxUses.
+	UseLink(ctx context.Context, id string, now time.Time) (Link, error)
 	Ping(ctx context.Context) error
 }

@@ -41,8 +41,6 @@ func annotationErr(env protocol.Envelope, err error) error {
 		code = protocol.ErrTooLarge
 	case errors.As(err, &ve):
 		code = protocol.ErrInvalid
-	case errors.Is(err, livemap.ErrForbidden):
-		code = protocol.ErrForbidden
 	case errors.Is(err, livemap.ErrNotFound):
 		code = protocol.ErrNotFound
 	case errors.Is(err, livemap.ErrTooMany):

@@ -217,8 +217,10 @@ func TestAnnotationRefusals(t *testing.T) {
 	}
 	biAlive(t, a, b) // b heard nothing, a's room works
 
-	// A role without the right is refused in one place (livemap.CanAnnotate).
-	plain, _, err := rooms.CreateLink(context.Background(), e.be.Store, app.MainRoom, "observer", "watch only", time.Hour, time.Now())
+	// A watch-only guest may not draw: refused in one place (signaling's
+	// dispatch, access.Decide).
+	plain, _, err := rooms.CreateGuestLink(context.Background(), e.be.Store, rooms.GuestLink{Room: app.MainRoom, Label: "watch only",
+		TTL: time.Hour, MaxUses: 1, WatchOnly: true}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -64,6 +65,25 @@ type conn struct {
 	// than WriteTimeout, instead of a deadline set on the socket per write.
 	writeStart atomic.Int64
 	slot       int // keep-alive slot (Server.keepalive)
+
+	// keys are the principals ("kind:id") the socket acts with: revoking
+	// one closes it (Server.kick). Guarded by mu.
+	keys []string
+}
+
+// addKey records a principal the socket acts with.
+func (c *conn) addKey(k string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !slices.Contains(c.keys, k) {
+		c.keys = append(c.keys, k)
+	}
+}
+
+func (c *conn) hasKey(k string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Contains(c.keys, k)
 }
 
 // turn says who may write to the socket next.

@@ -2,12 +2,10 @@ package signaling
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"crisisroom/livemap"
 	"crisisroom/protocol"
-	"crisisroom/rooms"
 )
 
 // LogFeed is the main courante's live stream (topic "log"): a socket gets
@@ -21,15 +19,8 @@ type LogFeed interface {
 
 // logTopic handles subscribe, unsubscribe and resync of the topic "log";
 // handled is false for the other topics.
-func logTopic(ss *session, ctx context.Context, env protocol.Envelope, p protocol.Validator) (handled bool, err error) {
-	var topic, token string
-	switch m := p.(type) {
-	case *protocol.Subscribe:
-		topic, token = m.Topic, m.Token
-	case *protocol.Topic:
-		topic = m.Topic
-	}
-	if topic != protocol.TopicLog {
+func logTopic(ss *session, ctx context.Context, env protocol.Envelope, p protocol.Validator, g *grant) (handled bool, err error) {
+	if topicOf(p) != protocol.TopicLog {
 		return false, nil
 	}
 	f := ss.s.cfg.Log
@@ -40,12 +31,9 @@ func logTopic(ss *session, ctx context.Context, env protocol.Envelope, p protoco
 	case protocol.TypeSubscribe:
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		room, err := ss.roomOf(ctx, env, token)
-		if err != nil {
-			return true, err
-		}
 		ss.watchingLog = true
-		return true, f.Watch(ctx, room, ss.c)
+		ss.watchAs(protocol.TopicLog, g)
+		return true, f.Watch(ctx, g.room, ss.c)
 	case protocol.TypeUnsubscribe:
 		ss.stopLog()
 	case protocol.TypeResync:
@@ -57,26 +45,11 @@ func logTopic(ss *session, ctx context.Context, env protocol.Envelope, p protoco
 	return true, nil
 }
 
-// roomOf is the member's room, or the room of the token a socket that has
-// not joined gives (a wall screen).
-func (ss *session) roomOf(ctx context.Context, env protocol.Envelope, token string) (string, error) {
-	if ss.member != nil {
-		return ss.member.Room, nil
-	}
-	l, err := ss.s.rooms.CheckRoomToken(ctx, token)
-	if err != nil {
-		if errors.Is(err, rooms.ErrTokenInvalid) || errors.Is(err, rooms.ErrTokenExpired) || errors.Is(err, rooms.ErrWrongScope) {
-			return "", &protocol.ProtocolError{Code: protocol.ErrBadToken, Ref: env.ID, Msg: "join a room or give a valid room token to watch its log"}
-		}
-		return "", err
-	}
-	return l.Scope, nil
-}
-
 // stopLog ends the socket's log watch, if any.
 func (ss *session) stopLog() {
 	if ss.watchingLog && ss.s.cfg.Log != nil {
 		ss.s.cfg.Log.Unwatch(ss.c)
 	}
 	ss.watchingLog = false
+	delete(ss.topics, protocol.TopicLog)
 }

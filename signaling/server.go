@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
+	"crisisroom/access"
 	"crisisroom/livemap"
 	"crisisroom/protocol"
 	"crisisroom/rooms"
@@ -48,6 +49,15 @@ type Config struct {
 	Annotations *livemap.Annotations
 	// Log is the main courante's feed (topic "log"); nil turns it off.
 	Log LogFeed
+	// Authenticate resolves the credential the socket is opened with (a
+	// staff session's cookie) when it is upgraded; nil, or a nil answer,
+	// means none: the socket then needs a link's token to join or watch.
+	Authenticate func(r *http.Request) *access.Principal
+	// EventChain returns a room's event followed by its ancestors, for
+	// access.Decide (roles held in an event hold in its sub-events). It is
+	// called when a socket joins or subscribes, not per message. Default:
+	// the room alone.
+	EventChain func(room string) []string
 }
 
 func (c Config) withDefaults() Config {
@@ -74,6 +84,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Metrics == nil {
 		c.Metrics = &Metrics{}
+	}
+	if c.EventChain == nil {
+		c.EventChain = func(room string) []string { return []string{room} }
 	}
 	return c
 }
@@ -125,7 +138,23 @@ func New(cfg Config, rm *rooms.Manager, log *slog.Logger) *Server {
 		CheckOrigin:     s.checkOrigin,
 		// Handshake errors are answered with a plain status by gorilla.
 	}
+	rm.WatchKicks(s.kick)
 	return s
+}
+
+// kick closes every socket that acts with the principal (a member's seat
+// is ended by rooms; this also ends map and log watchers): its link or
+// token was revoked, or its user logged out everywhere.
+func (s *Server) kick(kind, id string) {
+	key := kind + ":" + id
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.hasKey(key) {
+			c.Send(rooms.Frame{Data: protocol.Encode(protocol.TypeError, "", protocol.Error{Code: protocol.ErrRevoked, Message: "access revoked"})})
+			c.Close(protocol.CloseRevoked, "access revoked")
+		}
+	}
 }
 
 // checkOrigin accepts clients with no Origin (native and test clients, who
@@ -164,11 +193,18 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 // the reader's stack starts small instead of below the router's frames.
 // With thousands of map watchers that is a third of each socket's memory.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var who *access.Principal
+	if s.cfg.Authenticate != nil {
+		who = s.cfg.Authenticate(r)
+	}
 	ws, err := s.up.Upgrade(w, r, nil)
 	if err != nil {
 		return // gorilla has answered with the reason
 	}
 	c := newConn(ws, &s.cfg, &s.box)
+	if who != nil {
+		c.addKey(who.Kind + ":" + who.ID)
+	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -185,13 +221,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.cfg.Metrics.connections.Add(1)
-	go s.serve(c, r.RemoteAddr)
+	go s.serve(c, r.RemoteAddr, who)
 }
 
 // serve reads one connection until it ends. The request's context ends
 // when the handler returns, so handlers get a background one (they bound
 // their own calls).
-func (s *Server) serve(c *conn, remote string) {
+func (s *Server) serve(c *conn, remote string, who *access.Principal) {
 	defer func() {
 		s.cfg.Metrics.connections.Add(-1)
 		s.mu.Lock()
@@ -207,7 +243,7 @@ func (s *Server) serve(c *conn, remote string) {
 			c.Close(protocol.CloseShutdown, "internal error")
 		}
 	}()
-	sess := &session{s: s, c: c, limiter: rate.NewLimiter(s.cfg.MsgRate, s.cfg.MsgBurst), remote: remote}
+	sess := &session{s: s, c: c, limiter: rate.NewLimiter(s.cfg.MsgRate, s.cfg.MsgBurst), remote: remote, principal: who}
 	sess.readLoop(context.Background())
 }
 
@@ -262,12 +298,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // session is the reader side of one connection and its room membership.
+// Its fields belong to the reader goroutine.
 type session struct {
-	s           *Server
-	c           *conn
-	limiter     *rate.Limiter
-	remote      string
-	member      *rooms.Member
+	s       *Server
+	c       *conn
+	limiter *rate.Limiter
+	remote  string
+	// principal is the credential the socket was opened with (a staff
+	// session), nil for none.
+	principal *access.Principal
+	member    *rooms.Member
+	mg        *grant        // the member's, once seated
+	waiter    *rooms.Waiter // a guest waiting in a lobby
+	// topics are the grants the watched topics were subscribed with.
+	topics      map[string]*grant
 	watching    bool
 	watchingLog bool
 	violations  int
@@ -329,6 +373,10 @@ func (ss *session) readLoop(ctx context.Context) {
 func (ss *session) ended(err error) {
 	ss.stopWatching()
 	ss.stopLog()
+	if ss.member == nil && ss.waiter != nil {
+		ss.member = ss.waiter.End() // its seat, if it was admitted meanwhile
+		ss.waiter = nil
+	}
 	if ss.member == nil {
 		return
 	}

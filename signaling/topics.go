@@ -3,7 +3,6 @@ package signaling
 import (
 	"context"
 	"errors"
-	"time"
 
 	"crisisroom/livemap"
 	"crisisroom/protocol"
@@ -19,8 +18,10 @@ type Feed interface {
 }
 
 // topicHandlers run with or without a joined member: a wall screen may
-// watch the map with a room token and no camera.
-var topicHandlers = map[string]func(ss *session, ctx context.Context, env protocol.Envelope, p protocol.Validator) error{
+// watch the map with a room token and no camera. handle has decided the
+// message with g (nil for unsubscribe and resync of a topic the socket
+// does not watch).
+var topicHandlers = map[string]func(ss *session, ctx context.Context, env protocol.Envelope, p protocol.Validator, g *grant) error{
 	protocol.TypeSubscribe:   subscribe,
 	protocol.TypeUnsubscribe: unsubscribe,
 	protocol.TypeResync:      resync,
@@ -36,8 +37,8 @@ func (ss *session) feed(env protocol.Envelope, topic string) (Feed, error) {
 	return ss.s.cfg.Map, nil
 }
 
-func subscribe(ss *session, ctx context.Context, env protocol.Envelope, p protocol.Validator) error {
-	if handled, err := logTopic(ss, ctx, env, p); handled {
+func subscribe(ss *session, ctx context.Context, env protocol.Envelope, p protocol.Validator, g *grant) error {
+	if handled, err := logTopic(ss, ctx, env, p, g); handled {
 		return err
 	}
 	sub := p.(*protocol.Subscribe)
@@ -45,31 +46,18 @@ func subscribe(ss *session, ctx context.Context, env protocol.Envelope, p protoc
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	var room string // whose annotations the socket gets
-	if ss.member != nil {
-		room = ss.member.Room
-	} else {
-		l, err := ss.s.rooms.CheckRoomToken(ctx, sub.Token)
-		if err != nil {
-			if errors.Is(err, rooms.ErrTokenInvalid) || errors.Is(err, rooms.ErrTokenExpired) || errors.Is(err, rooms.ErrWrongScope) {
-				return &protocol.ProtocolError{Code: protocol.ErrBadToken, Ref: env.ID, Msg: "join a room or give a valid room token to watch the map"}
-			}
-			return err
-		}
-		room = l.Scope
+	if ss.watching {
+		return nil
 	}
-	if !ss.watching {
-		ss.watching = true
-		f.Subscribe(ss.c)
-		return ss.watchAnnotations(ctx, room)
-	}
-	return nil
+	ss.watching = true
+	ss.watchAs(protocol.TopicMap, g)
+	f.Subscribe(ss.c)
+	// The annotations are the room's the socket watches as.
+	return ss.watchAnnotations(ctx, g.room)
 }
 
-func unsubscribe(ss *session, _ context.Context, env protocol.Envelope, p protocol.Validator) error {
-	if handled, err := logTopic(ss, context.Background(), env, p); handled {
+func unsubscribe(ss *session, _ context.Context, env protocol.Envelope, p protocol.Validator, g *grant) error {
+	if handled, err := logTopic(ss, context.Background(), env, p, g); handled {
 		return err
 	}
 	f, err := ss.feed(env, p.(*protocol.Topic).Topic)
@@ -78,14 +66,15 @@ func unsubscribe(ss *session, _ context.Context, env protocol.Envelope, p protoc
 	}
 	if ss.watching {
 		ss.watching = false
+		delete(ss.topics, protocol.TopicMap)
 		f.Unsubscribe(ss.c)
 		ss.unwatchAnnotations()
 	}
 	return nil
 }
 
-func resync(ss *session, _ context.Context, env protocol.Envelope, p protocol.Validator) error {
-	if handled, err := logTopic(ss, context.Background(), env, p); handled {
+func resync(ss *session, _ context.Context, env protocol.Envelope, p protocol.Validator, g *grant) error {
+	if handled, err := logTopic(ss, context.Background(), env, p, g); handled {
 		return err
 	}
 	f, err := ss.feed(env, p.(*protocol.Topic).Topic)
@@ -97,6 +86,16 @@ func resync(ss *session, _ context.Context, env protocol.Envelope, p protocol.Va
 	}
 	f.Resync(ss.c)
 	return nil
+}
+
+// watchAs records the grant a topic is watched with: unsubscribe and
+// resync act with it, and revoking its principal closes the socket.
+func (ss *session) watchAs(topic string, g *grant) {
+	if ss.topics == nil {
+		ss.topics = map[string]*grant{}
+	}
+	ss.topics[topic] = g
+	ss.c.addKey(g.key())
 }
 
 // stopWatching is called when the socket ends.
@@ -116,9 +115,11 @@ func mapView(ss *session, env protocol.Envelope, p protocol.Validator) error {
 	return roomErr(env, ss.member.SetView(*p.(*protocol.MapView)))
 }
 
+// roomErr answers the rooms' invariants that are not rights: only the
+// current presenter sends its view.
 func roomErr(env protocol.Envelope, err error) error {
-	if errors.Is(err, rooms.ErrForbidden) {
-		return &protocol.ProtocolError{Code: protocol.ErrForbidden, Ref: env.ID, Msg: env.Type + ": not allowed for your role"}
+	if errors.Is(err, rooms.ErrNotPresenter) {
+		return &protocol.ProtocolError{Code: protocol.ErrForbidden, Ref: env.ID, Msg: env.Type + ": only the current presenter leads the map"}
 	}
 	return err
 }

@@ -10,17 +10,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
+	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -28,6 +26,7 @@ import (
 type fanoutOpts struct {
 	watchers, decls     int
 	rate                float64
+	instances           int
 	url, token          string
 	pid                 int
 	bin                 string
@@ -42,7 +41,11 @@ type fanoutOpts struct {
 // own commune, and the time from each 201 to each watcher's receipt of
 // that commune's new state. The server runs as a child process (this same
 // binary) so that its RSS is its own; --url targets a running server
-// instead. The last line, fanout_p99_ms=X, is what scripts read.
+// instead. With --instances 2 (or more) the servers are a cluster on a
+// throwaway PostgreSQL and Redis: the watchers are spread over them, the
+// declarations go to A, and the watchers of the other instances give the
+// cross-instance latency. The last line, fanout_p99_ms=X, is what scripts
+// read.
 func benchFanout(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := fanoutOpts{}
 	fs := flag.NewFlagSet("bench fanout", flag.ContinueOnError)
@@ -50,6 +53,7 @@ func benchFanout(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&o.watchers, "watchers", 5000, "live-map WebSocket subscribers held open")
 	fs.IntVar(&o.decls, "declarations", 200, "declarations posted, each to a distinct commune")
 	fs.Float64Var(&o.rate, "rate", 20, "declarations per second")
+	fs.IntVar(&o.instances, "instances", 1, "servers started; 2 or more share a throwaway PostgreSQL and Redis (cluster mode), watchers spread over them, declarations posted to the first")
 	fs.StringVar(&o.url, "url", "", "target a running server (http://host:port) instead of starting one")
 	fs.StringVar(&o.token, "token", "", "with --url: a room host link's token (or the whole link)")
 	fs.IntVar(&o.pid, "pid", 0, "with --url: the server's process id, to measure its memory")
@@ -84,6 +88,12 @@ func (o *fanoutOpts) check() error {
 	switch {
 	case o.watchers < 1 || o.decls < 1 || o.rate <= 0 || o.rate > 10000 || o.dialers < 1:
 		return errors.New("bench fanout: --watchers, --declarations and --dialers must be positive, --rate between 0 and 10000")
+	case o.instances < 1 || o.instances > 8:
+		return errors.New("bench fanout: --instances between 1 and 8")
+	case o.instances > o.watchers:
+		return errors.New("bench fanout: --watchers must be at least --instances (every instance needs a watcher)")
+	case o.url != "" && o.instances > 1:
+		return errors.New("bench fanout: --url measures one running server; --instances starts its own cluster")
 	case o.url != "" && o.token == "":
 		return errors.New("bench fanout: --url needs --token (a room host link)")
 	case o.url == "" && o.territory == "":
@@ -102,42 +112,63 @@ func (o *fanoutOpts) check() error {
 	return nil
 }
 
-// fanoutResult is what one run measured; memory in bytes, 0 (like the
-// CPU times) when not measured.
+// fanoutResult is what one run measured; CPU times 0 when not measured.
 type fanoutResult struct {
-	watchers, decls                    int
-	rate                               float64
-	subscribe, posting                 time.Duration
-	snapshotBytes                      int
-	rssBefore, rssSubscribed, rssAfter int64
-	deltas, cpuServer, cpuLoad         time.Duration
-	cpuAll                             time.Duration // the whole machine's busy time
-	received, expected                 int64
-	early, gaps, closed                int64
-	lat                                []time.Duration // sorted
+	watchers, decls           int
+	rate                      float64
+	inst                      []*fanoutInstance
+	subscribe, posting        time.Duration
+	snapshotBytes             int
+	deltas, cpuLoad, cpuRedis time.Duration
+	cpuAll                    time.Duration // the whole machine's busy time
+	received, expected        int64
+	early, gaps, closed       int64
+	lat                       []time.Duration // sorted, every watcher's
+	cross                     []time.Duration // sorted, the watchers not on A
 }
 
 func (r *fanoutResult) delivery() float64 {
 	return 100 * float64(r.received) / float64(r.expected)
 }
 
+// perConn is the servers' memory growth per watcher, all instances
+// together (each connection lives on one of them); NaN when an instance
+// was not measured.
 func (r *fanoutResult) perConn() float64 {
-	return float64(r.rssSubscribed-r.rssBefore) / float64(r.watchers) / 1024
+	var grew int64
+	for _, in := range r.inst {
+		if in.rssBefore == 0 {
+			return math.NaN()
+		}
+		grew += in.rssSubscribed - in.rssBefore
+	}
+	return float64(grew) / float64(r.watchers) / 1024
 }
 
 func (r *fanoutResult) print(w io.Writer) {
-	fmt.Fprintf(w, "subscribed: %d watchers in %s (snapshot %d bytes each)\n", r.watchers, r.subscribe.Round(time.Millisecond), r.snapshotBytes)
-	if r.rssBefore > 0 {
-		fmt.Fprintf(w, "server RSS: %.1f MiB idle, %.1f MiB with %d watchers subscribed = %.1f KiB per connection; %.1f MiB after the deltas\n",
-			mib(r.rssBefore), mib(r.rssSubscribed), r.watchers, r.perConn(), mib(r.rssAfter))
-	} else {
-		fmt.Fprintln(w, "server RSS: not measured (give --pid with --url)")
+	fmt.Fprintf(w, "subscribed: %d watchers in %s (snapshot %d bytes each)", r.watchers, r.subscribe.Round(time.Millisecond), r.snapshotBytes)
+	if len(r.inst) > 1 {
+		sep := ":"
+		for _, in := range r.inst {
+			fmt.Fprintf(w, "%s %s %d", sep, in.name, in.watchers)
+			sep = ","
+		}
+	}
+	fmt.Fprintln(w)
+	for _, in := range r.inst {
+		label := "server RSS"
+		if len(r.inst) > 1 {
+			label = "server RSS of " + in.name
+		}
+		if in.rssBefore > 0 {
+			fmt.Fprintf(w, "%s: %.1f MiB idle, %.1f MiB with %d watchers subscribed = %.1f KiB per connection; %.1f MiB after the deltas\n",
+				label, mib(in.rssBefore), mib(in.rssSubscribed), in.watchers, in.perConn(), mib(in.rssAfter))
+		} else {
+			fmt.Fprintf(w, "%s: not measured (give --pid with --url)\n", label)
+		}
 	}
 	fmt.Fprintf(w, "posted: %d declarations at %.0f/s in %s, all 201\n", r.decls, r.rate, r.posting.Round(time.Millisecond))
-	if r.cpuServer > 0 {
-		fmt.Fprintf(w, "CPU from the first post to the last receipt (%s, %d cores): server %s, load generator %s, other processes %s\n",
-			r.deltas.Round(time.Millisecond), runtime.NumCPU(), r.cpuServer, r.cpuLoad, max(r.cpuAll-r.cpuServer-r.cpuLoad, 0))
-	}
+	r.printCPU(w)
 	fmt.Fprintf(w, "delivery: %d of %d = %.2f %% (seq gaps %d, sockets closed by the server %d, receipts before the 201 %d counted as 0 ms)\n",
 		r.received, r.expected, r.delivery(), r.gaps, r.closed, r.early)
 	if len(r.lat) == 0 {
@@ -146,10 +177,67 @@ func (r *fanoutResult) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "fanout latency (201 → watcher's receipt): p50=%s p99=%s max=%s\n",
 		quantile(r.lat, 0.5), quantile(r.lat, 0.99), r.lat[len(r.lat)-1].Round(time.Microsecond))
-	if r.rssBefore > 0 {
-		fmt.Fprintf(w, "rss_per_conn_kib=%.1f\n", r.perConn())
+	if len(r.inst) > 1 {
+		r.printInstances(w)
 	}
-	fmt.Fprintf(w, "fanout_p99_ms=%.1f\n", float64(quantile(r.lat, 0.99))/float64(time.Millisecond))
+	if pc := r.perConn(); !math.IsNaN(pc) {
+		fmt.Fprintf(w, "rss_per_conn_kib=%.1f\n", pc)
+	}
+	fmt.Fprintf(w, "fanout_p99_ms=%s\n", p99ms(r.lat))
+}
+
+// p99ms is a sorted sample's p99 in milliseconds, as scripts read it.
+func p99ms(lat []time.Duration) string {
+	if len(lat) == 0 {
+		return "NaN"
+	}
+	return fmt.Sprintf("%.1f", float64(quantile(lat, 0.99))/float64(time.Millisecond))
+}
+
+func (r *fanoutResult) printCPU(w io.Writer) {
+	var servers time.Duration
+	parts := make([]string, 0, len(r.inst))
+	for _, in := range r.inst {
+		servers += in.cpu
+		parts = append(parts, in.name+" "+in.cpu.String())
+	}
+	if servers == 0 {
+		return
+	}
+	other := max(r.cpuAll-servers-r.cpuLoad-r.cpuRedis, 0)
+	if len(r.inst) == 1 {
+		fmt.Fprintf(w, "CPU from the first post to the last receipt (%s, %d cores): server %s, load generator %s, other processes %s\n",
+			r.deltas.Round(time.Millisecond), runtime.NumCPU(), servers, r.cpuLoad, other)
+		return
+	}
+	fmt.Fprintf(w, "CPU from the first post to the last receipt (%s, %d cores): servers %s, redis-server %s, load generator %s, other processes (PostgreSQL among them) %s\n",
+		r.deltas.Round(time.Millisecond), runtime.NumCPU(), strings.Join(parts, " + "), r.cpuRedis, r.cpuLoad, other)
+}
+
+// printInstances gives each instance's share and the cross-instance
+// latency: the watchers of the instances that did not take the
+// declarations, reached through Redis.
+func (r *fanoutResult) printInstances(w io.Writer) {
+	for i, in := range r.inst {
+		role := "declarations posted here"
+		if i > 0 {
+			role = "through Redis"
+		}
+		fmt.Fprintf(w, "instance %s (%s): %d watchers, delivery %d of %d", in.name, role, in.watchers, in.received, in.expected)
+		if len(in.lat) > 0 {
+			fmt.Fprintf(w, ", p50=%s p99=%s max=%s", quantile(in.lat, 0.5), quantile(in.lat, 0.99), in.lat[len(in.lat)-1].Round(time.Microsecond))
+		}
+		fmt.Fprintln(w)
+	}
+	others := make([]string, 0, len(r.inst)-1)
+	for _, in := range r.inst[1:] {
+		others = append(others, in.name)
+	}
+	if len(r.cross) > 0 {
+		fmt.Fprintf(w, "cross-instance latency (201 from A → receipt by a watcher on %s): p50=%s p99=%s max=%s\n", strings.Join(others, ", "),
+			quantile(r.cross, 0.5), quantile(r.cross, 0.99), r.cross[len(r.cross)-1].Round(time.Microsecond))
+	}
+	fmt.Fprintf(w, "cross_instance_p99_ms=%s\n", p99ms(r.cross))
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
@@ -158,28 +246,35 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 func runFanout(ctx context.Context, o fanoutOpts, log io.Writer) (*fanoutResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	base, pid := strings.TrimRight(o.url, "/"), o.pid
-	if o.url == "" {
-		srv, err := startFanoutServer(ctx, o.bin, o.territory, o.communes)
-		if err != nil {
-			return nil, err
-		}
-		defer srv.stop()
-		base, pid, o.token = srv.base, srv.cmd.Process.Pid, srv.token
+	tgt, err := startFanoutTarget(ctx, o)
+	if err != nil {
+		return nil, err
 	}
-	fmt.Fprintf(log, "bench fanout: %d watchers, %d declarations at %.0f/s, server %s (pid %d)\n", o.watchers, o.decls, o.rate, base, pid)
-	res := &fanoutResult{watchers: o.watchers, decls: o.decls, rate: o.rate}
-	res.rssBefore = rss(pid)
-	run := &fanoutRun{base: time.Now(), opts: o, wsURL: "ws" + strings.TrimPrefix(base, "http") + "/ws"}
+	defer tgt.stop()
+	o.token = tgt.token
+	fmt.Fprintf(log, "bench fanout: %d watchers, %d declarations at %.0f/s, %s\n", o.watchers, o.decls, o.rate, tgt.describe())
+	res := &fanoutResult{watchers: o.watchers, decls: o.decls, rate: o.rate, inst: tgt.inst}
+	run := &fanoutRun{base: time.Now(), opts: o}
+	for i, in := range tgt.inst { // watcher j is on instance j % n
+		in.watchers = o.watchers / len(tgt.inst)
+		if i < o.watchers%len(tgt.inst) {
+			in.watchers++
+		}
+		in.rssBefore = rss(in.pid)
+		run.wsURLs = append(run.wsURLs, "ws"+strings.TrimPrefix(in.base, "http")+"/ws")
+	}
 	defer run.closeAll()
 	t0 := time.Now()
 	if err := run.connect(ctx); err != nil {
 		return nil, err
 	}
 	res.subscribe, res.snapshotBytes = time.Since(t0), run.snapshotBytes
-	res.rssSubscribed = rss(pid)
-	cpu0, self0, all0, t1 := cpuTime(pid), cpuTime(os.Getpid()), machineBusy(), time.Now()
-	t201, posting, err := run.post(ctx, base)
+	for _, in := range tgt.inst {
+		in.rssSubscribed = rss(in.pid)
+		in.cpu = cpuTime(in.pid)
+	}
+	redis0, self0, all0, t1 := cpuTime(tgt.redisPid), cpuTime(os.Getpid()), machineBusy(), time.Now()
+	t201, posting, err := run.post(ctx, tgt.inst[0].base)
 	if err != nil {
 		return nil, err
 	}
@@ -191,8 +286,11 @@ func runFanout(ctx context.Context, o fanoutOpts, log io.Writer) (*fanoutResult,
 		fmt.Fprintln(log, "bench fanout: timed out waiting for receipts; figures are partial")
 	}
 	res.deltas = time.Since(t1)
-	res.cpuServer, res.cpuLoad, res.cpuAll = cpuTime(pid)-cpu0, cpuTime(os.Getpid())-self0, machineBusy()-all0
-	res.rssAfter = rss(pid)
+	for _, in := range tgt.inst {
+		in.cpu = cpuTime(in.pid) - in.cpu
+		in.rssAfter = rss(in.pid)
+	}
+	res.cpuRedis, res.cpuLoad, res.cpuAll = cpuTime(tgt.redisPid)-redis0, cpuTime(os.Getpid())-self0, machineBusy()-all0
 	run.closeAll()
 	run.tally(res, t201)
 	return res, nil
@@ -259,130 +357,13 @@ func rss(pid int) int64 {
 	return 0
 }
 
-// fanoutServer is the server under test, a child process on loopback.
-type fanoutServer struct {
-	cmd   *exec.Cmd
-	dir   string
-	base  string
-	token string
-	out   *tailBuffer
-	exit  chan struct{}
-}
-
-func startFanoutServer(ctx context.Context, bin, territory, communes string) (*fanoutServer, error) {
-	dir, err := os.MkdirTemp("", "crisisroom-bench-fanout-")
-	if err != nil {
-		return nil, err
-	}
-	// The host link is minted on the data dir before the server opens it:
-	// a host link may declare for any commune and watch the map.
-	out, err := exec.CommandContext(ctx, bin, "links", "room", "main", "--role", "host", "--data", dir).Output()
-	_, tok, ok := strings.Cut(strings.TrimSpace(string(out)), "#t=")
-	if err != nil || !ok {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("bench fanout: minting a host link: %v %s", err, out)
-	}
-	addr, err := freeLoopbackAddr()
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	args := []string{"serve", "--addr", addr, "--data", dir, "--territory", territory, "--log-level", "warn"}
-	if communes != "" {
-		args = append(args, "--communes", communes)
-	}
-	s := &fanoutServer{cmd: exec.Command(bin, args...), dir: dir, base: "http://" + addr, token: tok, out: &tailBuffer{}, exit: make(chan struct{})}
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	// A bench killed outright must not leave its server running.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := s.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	go func() { _ = s.cmd.Wait(); close(s.exit) }()
-	if err := s.awaitReady(ctx); err != nil {
-		s.stop()
-		return nil, fmt.Errorf("bench fanout: server did not start: %w\n%s", err, s.out.String())
-	}
-	return s, nil
-}
-
-// freeLoopbackAddr picks a port the kernel considers free; the server
-// binds it a moment later (--addr needs a number to print a usable URL).
-func freeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-func (s *fanoutServer) awaitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, "GET", s.base+"/healthz", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-s.exit:
-			return errors.New("exited")
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-}
-
-// stop asks the server to shut down as an operator would, then kills it
-// if it lingers.
-func (s *fanoutServer) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exit:
-	case <-time.After(15 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exit
-	}
-	os.RemoveAll(s.dir)
-}
-
-// tailBuffer keeps the last 8 KiB of the child's output for error reports.
-type tailBuffer struct {
-	mu sync.Mutex
-	b  []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > 8<<10 {
-		t.b = append(t.b[:0], t.b[len(t.b)-8<<10:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
-}
-
 // fanoutRun is the load generator's shared state. The watched communes
 // are fixed (from the first watcher's snapshot) before any other watcher
 // starts reading, so the readers share them without locks.
 type fanoutRun struct {
-	base  time.Time
-	opts  fanoutOpts
-	wsURL string
+	base   time.Time
+	opts   fanoutOpts
+	wsURLs []string // watcher i connects to wsURLs[i % len]
 
 	codes    []string       // declaration i goes to codes[i]
 	index    map[string]int // code → i
@@ -559,6 +540,10 @@ func (run *fanoutRun) closeAll() {
 
 // tally turns receipts into the result; the readers have ended.
 func (run *fanoutRun) tally(res *fanoutResult, t201 []int64) {
+	for _, in := range res.inst {
+		in.expected = int64(in.watchers) * int64(run.opts.decls)
+		in.lat = make([]time.Duration, 0, in.expected)
+	}
 	res.expected = int64(run.opts.watchers) * int64(run.opts.decls)
 	res.gaps, res.closed = run.gaps.Load(), run.closed.Load()
 	res.lat = make([]time.Duration, 0, res.expected)
@@ -566,6 +551,7 @@ func (run *fanoutRun) tally(res *fanoutResult, t201 []int64) {
 		if w == nil {
 			continue
 		}
+		in := res.inst[w.inst]
 		for i, at := range w.got {
 			if at == 0 {
 				continue
@@ -576,10 +562,19 @@ func (run *fanoutRun) tally(res *fanoutResult, t201 []int64) {
 				d = 0
 			}
 			res.lat = append(res.lat, time.Duration(d))
+			in.lat = append(in.lat, time.Duration(d))
 		}
 	}
 	res.received = int64(len(res.lat))
 	slices.Sort(res.lat)
+	for i, in := range res.inst {
+		in.received = int64(len(in.lat))
+		slices.Sort(in.lat)
+		if i > 0 {
+			res.cross = append(res.cross, in.lat...)
+		}
+	}
+	slices.Sort(res.cross)
 	if run.opts.detail != nil {
 		run.detail(t201)
 	}

@@ -64,12 +64,68 @@ func TestBenchFanout(t *testing.T) {
 	}
 }
 
+// TestBenchFanoutInstances runs `bench fanout --instances 2`: two servers
+// (child processes) on a throwaway PostgreSQL and Redis, watchers spread
+// over both, declarations posted to A. Every watcher, B's included, must
+// get every declaration; each instance's memory is measured; the
+// cross-instance figure comes before fanout_p99_ms=X, still last.
+func TestBenchFanoutInstances(t *testing.T) {
+	if geo, _ := defaultGeoFiles(); geo == "" {
+		t.Fatal("shared/geo (the Morbihan communes) not found beside the repository")
+	}
+	t.Setenv(asBinary, "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	args := []string{"bench", "fanout", "--instances", "2", "--watchers", "100", "--declarations", "10", "--rate", "50", "--timeout", "90s"}
+	if err := run(ctx, args, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	t.Log(out.String())
+	text := out.String()
+	for _, want := range []string{
+		"2 instances sharing PostgreSQL and Redis",
+		"subscribed: 100 watchers",
+		": A 50, B 50\n",
+		"posted: 10 declarations",
+		"delivery: 1000 of 1000 = 100.00 % (seq gaps 0, sockets closed by the server 0,",
+		"instance A (declarations posted here): 50 watchers, delivery 500 of 500,",
+		"instance B (through Redis): 50 watchers, delivery 500 of 500,",
+		"cross-instance latency (201 from A → receipt by a watcher on B): p50=",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	for _, name := range []string{"A", "B"} {
+		re := regexp.MustCompile(`(?m)^server RSS of ` + name + `: (\d+\.\d) MiB idle, (\d+\.\d) MiB with 50 watchers subscribed`)
+		if m := re.FindStringSubmatch(text); m == nil {
+			t.Errorf("instance %s's memory not measured", name)
+		} else if idle, _ := strconv.ParseFloat(m[1], 64); idle <= 0 {
+			t.Errorf("instance %s: idle RSS %v MiB", name, idle)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^rss_per_conn_kib=-?\d+\.\d$`).MatchString(text) {
+		t.Error("no rss_per_conn_kib=X line")
+	}
+	lines := strings.Split(strings.TrimSpace(text), "\n")
+	if n := len(lines); n < 3 || !regexp.MustCompile(`^cross_instance_p99_ms=\d+\.\d$`).MatchString(lines[n-3]) {
+		t.Errorf("no cross_instance_p99_ms=X line before the last ones: %q", lines[max(n-3, 0):])
+	}
+	if !regexp.MustCompile(`^fanout_p99_ms=\d+\.\d$`).MatchString(lines[len(lines)-1]) {
+		t.Fatalf("last line %q is not fanout_p99_ms=X", lines[len(lines)-1])
+	}
+}
+
 // TestBenchFanoutFlags: bad combinations are refused before anything starts.
 func TestBenchFanoutFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--watchers", "0"},
 		{"--rate", "0"},
 		{"--url", "http://127.0.0.1:1"}, // no token
+		{"--instances", "0"},
+		{"--instances", "2", "--watchers", "1"},
+		{"--instances", "2", "--url", "http://127.0.0.1:1", "--token", "x"}, // a running server is one instance
 	} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), append([]string{"bench", "fanout"}, args...), &out, &errOut)

@@ -24,13 +24,14 @@ import (
 // of them cost the load generator little (one goroutine, a 2 KiB read
 // buffer, a cheap scan of each delta instead of a JSON decode).
 type watcher struct {
-	run *fanoutRun
-	c   net.Conn
-	br  *bufio.Reader
-	buf []byte  // message being read
-	got []int64 // receipt time of declaration i, 0 = not yet
-	n   int     // receipts so far
-	seq uint64
+	run  *fanoutRun
+	inst int // index of the instance it is connected to
+	c    net.Conn
+	br   *bufio.Reader
+	buf  []byte  // message being read
+	got  []int64 // receipt time of declaration i, 0 = not yet
+	n    int     // receipts so far
+	seq  uint64
 }
 
 const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -38,7 +39,8 @@ const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 // dial connects, subscribes and reads the snapshot, which stays valid
 // until the watcher reads again.
 func (run *fanoutRun) dial(ctx context.Context, id int) (*watcher, []byte, error) {
-	u, err := url.Parse(run.wsURL)
+	inst := id % len(run.wsURLs)
+	u, err := url.Parse(run.wsURLs[inst])
 	if err != nil {
 		return nil, nil, err
 	}
@@ -47,7 +49,7 @@ func (run *fanoutRun) dial(ctx context.Context, id int) (*watcher, []byte, error
 	if err != nil {
 		return nil, nil, err
 	}
-	w := &watcher{run: run, c: c, br: bufio.NewReaderSize(c, 2048)}
+	w := &watcher{run: run, inst: inst, c: c, br: bufio.NewReaderSize(c, 2048)}
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	snap, err := w.handshake(u, id)
 	if err != nil {

@@ -242,6 +242,9 @@ type intakeServer struct {
 func startIntakeServer(ctx context.Context, data, territory, communes string) (*intakeServer, error) {
 	cfg := app.DefaultConfig()
 	cfg.DataDir, cfg.Addr, cfg.Territory, cfg.CommunesCSV = data, "127.0.0.1:0", territory, communes
+	// No rate limits: the declarants all come from 127.0.0.1 at full speed;
+	// the bench measures the intake, not the limiter.
+	cfg.RateIP, cfg.RateToken = 0, 0
 	be, err := app.OpenBackends(ctx, cfg)
 	if err != nil {
 		return nil, err

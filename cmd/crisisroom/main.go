@@ -2,6 +2,8 @@
 //
 //	crisisroom [serve] [flags]          run the server (default)
 //	crisisroom links room NAME [flags]  print a new invite link for a room
+//	crisisroom admin create --login X   create an administrator (password from the terminal)
+//	crisisroom tokens create [flags]    print a new API token
 //	crisisroom bench join [flags]       measure join latency
 package main
 
@@ -40,6 +42,8 @@ var subcommands = map[string]func(ctx context.Context, args []string, stdout, st
 	"links":     links,
 	"bench":     bench,
 	"territory": territoryCmd,
+	"admin":     adminCmd{stdin: os.Stdin}.run,
+	"tokens":    tokens,
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -51,12 +55,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if len(args) > 0 && args[0] == "config" {
 			return configTable(stdout)
 		}
-		fmt.Fprintln(stdout, "usage: crisisroom [serve|links|territory|bench] [flags]; crisisroom SUBCOMMAND -h for flags; crisisroom help config")
+		fmt.Fprintln(stdout, "usage: crisisroom [serve|links|admin|tokens|territory|bench] [flags]; crisisroom SUBCOMMAND -h for flags; crisisroom help config")
 		return nil
 	}
 	f, ok := subcommands[name]
 	if !ok {
-		return fmt.Errorf("unknown subcommand %q (serve, links, territory, bench)", name)
+		return fmt.Errorf("unknown subcommand %q (serve, links, admin, tokens, territory, bench)", name)
 	}
 	return f(ctx, args, stdout, stderr)
 }

@@ -245,6 +245,9 @@ func (c *cluster) testPostgresRestart(t *testing.T) {
 	wb := dialWatcher(t, "on-B", c.b, c.host)
 	before := c.expected()
 	wa.wantFigures(t, before, 10*time.Second)
+	// B's subscription must be served before the store goes away: its
+	// snapshot is read from the store.
+	wb.wantFigures(t, before, 10*time.Second)
 
 	c.pg.Stop(t)
 	pending := []struct {

@@ -3,18 +3,15 @@ package testsvc
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
-	"net"
+	"errors"
 	"net/url"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
-	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"crisisroom/internal/localsvc"
 )
 
 // Postgres is a throwaway PostgreSQL cluster (or, failing that, the
@@ -25,16 +22,8 @@ type Postgres struct {
 	URL  string
 	Addr string
 
-	bin, initdb string
-	dir, data   string
-	port        int
-	cred        *syscall.Credential // the postgres user's, when tests run as root
-	p           *proc
-	external    bool
+	svc *localsvc.Postgres // nil when external
 }
-
-// pgGlobs are where Debian installs the server binaries.
-var pgGlobs = []string{"/usr/lib/postgresql/*/bin"}
 
 // StartPostgres initdbs a cluster into a temp dir and starts it on a free
 // loopback port without fsync (fast, and nothing must outlive the test);
@@ -42,105 +31,29 @@ var pgGlobs = []string{"/usr/lib/postgresql/*/bin"}
 // root) run as the postgres user.
 func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
-	bin, err := binary("postgres", pgGlobs...)
-	if err != nil {
-		t.Fatalf("testsvc: %v", err)
-	}
-	// initdb must be of the server's version: take the one beside it.
-	real, err := filepath.EvalSymlinks(bin)
-	if err != nil {
-		t.Fatalf("testsvc: %v", err)
-	}
-	initdb := filepath.Join(filepath.Dir(real), "initdb")
-	if _, err := os.Stat(initdb); err != nil {
-		t.Fatalf("testsvc: no initdb beside %s: %v (Debian: apt-get install postgresql)", real, err)
-	}
-	pg := &Postgres{bin: bin, initdb: initdb, dir: t.TempDir()}
-	startErr := pg.initCluster()
-	for try := 0; startErr == nil && try < 3; try++ {
-		if pg.port, startErr = freePort(); startErr != nil {
-			break
-		}
-		if startErr = pg.start(); startErr == nil {
-			break
-		}
-	}
-	if startErr != nil {
-		pg.fallback(t, startErr)
-		return pg
-	}
-	t.Cleanup(func() {
-		if pg.p != nil {
-			_ = pg.p.stop(syscall.SIGINT)
-		}
-	})
-	t.Logf("testsvc: postgres %s (%s)", pg.Addr, bin)
-	return pg
-}
-
-// initCluster runs initdb into dir/data, owned by the postgres user when
-// running as root (the temp dirs are made traversable for it).
-func (pg *Postgres) initCluster() error {
-	pg.data = filepath.Join(pg.dir, "data")
-	if err := os.Mkdir(pg.data, 0o700); err != nil {
-		return err
-	}
+	dir := t.TempDir()
 	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return fmt.Errorf("running as root and no postgres user to run initdb as: %w", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		pg.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		// t.TempDir's parent is 0700: let the postgres user through.
-		for _, d := range []string{filepath.Dir(pg.dir), pg.dir} {
-			if err := os.Chmod(d, 0o711); err != nil {
-				return err
-			}
-		}
-		if err := os.Chown(pg.data, uid, gid); err != nil {
-			return err
+		// t.TempDir's parent is 0700: let the postgres user through
+		// (localsvc opens dir itself).
+		if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+			t.Fatalf("testsvc: %v", err)
 		}
 	}
-	cmd := pg.command(pg.initdb, "-D", pg.data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
-		"--locale=C", "--no-sync", "--no-instructions")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("initdb: %v\n%s", err, out)
+	svc, err := localsvc.StartPostgres(dir)
+	if errors.Is(err, localsvc.ErrNotInstalled) {
+		t.Fatalf("testsvc: %v", err)
 	}
-	return nil
-}
-
-// command runs bin as the postgres user when we are root.
-func (pg *Postgres) command(bin string, args ...string) *exec.Cmd {
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = pg.dir
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	if pg.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: pg.cred}
-	}
-	return cmd
-}
-
-func (pg *Postgres) start() error {
-	pg.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(pg.port))
-	pg.URL = "postgres://postgres@" + pg.Addr + "/postgres?sslmode=disable"
-	// The socket goes in the data dir (owned by the server's user); the
-	// tests connect over TCP.
-	cmd := pg.command(pg.bin, "-D", pg.data, "-p", strconv.Itoa(pg.port), "-k", pg.data,
-		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off",
-		"-c", "max_connections=60", "-c", "shared_buffers=32MB")
-	p, err := startProc("postgres", cmd, "database system is ready to accept connections")
 	if err != nil {
-		return err
+		return pgFallback(t, err)
 	}
-	pg.p = p
-	return nil
+	t.Cleanup(func() { _ = svc.Stop() })
+	t.Logf("testsvc: postgres %s", svc.Addr)
+	return &Postgres{URL: svc.URL, Addr: svc.Addr, svc: svc}
 }
 
-// fallback uses the machine's PostgreSQL (database test) when ours could
-// not start.
-func (pg *Postgres) fallback(t testing.TB, why error) {
+// pgFallback uses the machine's PostgreSQL (database test) when ours
+// could not start.
+func pgFallback(t testing.TB, why error) *Postgres {
 	t.Helper()
 	const u = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 	ctx, cancel := ctxTimeout()
@@ -151,7 +64,7 @@ func (pg *Postgres) fallback(t testing.TB, why error) {
 	}
 	conn.Close(ctx)
 	t.Logf("testsvc: FALLBACK to the machine's PostgreSQL (%s) because the throwaway server did not start: %v", u, why)
-	pg.URL, pg.Addr, pg.external = u, "127.0.0.1:5432", true
+	return &Postgres{URL: u, Addr: "127.0.0.1:5432"}
 }
 
 // Schema creates an empty schema and returns a URL whose connections use
@@ -198,24 +111,21 @@ func (pg *Postgres) exec(t testing.TB, sql string) {
 // Stop shuts the server down at once (fast shutdown: sessions are cut).
 func (pg *Postgres) Stop(t testing.TB) {
 	t.Helper()
-	if pg.external {
+	if pg.svc == nil {
 		t.Fatalf("testsvc: Postgres.Stop: %v", errExternal)
 	}
-	if err := pg.p.stop(syscall.SIGINT); err != nil {
+	if err := pg.svc.Stop(); err != nil {
 		t.Fatalf("testsvc: %v", err)
-	}
-	if err := dialable(pg.Addr); err == nil {
-		t.Fatalf("testsvc: %s still accepts connections after postgres stopped", pg.Addr)
 	}
 }
 
 // Start starts it again on the same port and data.
 func (pg *Postgres) Start(t testing.TB) {
 	t.Helper()
-	if pg.external {
+	if pg.svc == nil {
 		t.Fatalf("testsvc: Postgres.Start: %v", errExternal)
 	}
-	if err := pg.start(); err != nil {
+	if err := pg.svc.Start(); err != nil {
 		t.Fatalf("testsvc: restart: %v", err)
 	}
 }

@@ -2,14 +2,14 @@ package testsvc
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
-	"os/exec"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"crisisroom/internal/localsvc"
 )
 
 // Redis is a throwaway redis-server (or, failing that, the machine's).
@@ -18,65 +18,34 @@ type Redis struct {
 	URL  string
 	Addr string
 
-	bin, dir string
-	port     int
-	p        *proc
-	external bool
+	svc *localsvc.Redis // nil when external
 }
 
 // StartRedis starts a redis-server that keeps nothing on disk, on a free
 // loopback port, and stops it at the end of t.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	bin, err := binary("redis-server", "/usr/bin", "/usr/local/bin")
-	if err != nil {
+	svc, err := localsvc.StartRedis(t.TempDir())
+	if errors.Is(err, localsvc.ErrNotInstalled) {
 		t.Fatalf("testsvc: %v", err)
 	}
-	r := &Redis{bin: bin, dir: t.TempDir()}
-	var startErr error
-	for try := 0; try < 3; try++ { // a free port may be taken before redis binds it
-		if r.port, startErr = freePort(); startErr != nil {
-			break
-		}
-		if startErr = r.start(); startErr == nil {
-			break
-		}
-	}
-	if startErr != nil {
-		r.fallback(t, startErr)
-		return r
-	}
-	t.Cleanup(func() {
-		if r.p != nil {
-			_ = r.p.stop(syscall.SIGTERM)
-		}
-	})
-	t.Logf("testsvc: redis-server %s (%s)", r.Addr, bin)
-	return r
-}
-
-func (r *Redis) start() error {
-	r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
-	r.URL = "redis://" + r.Addr + "/0"
-	cmd := exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--dir", r.dir, "--daemonize", "no", "--loglevel", "notice")
-	p, err := startProc("redis-server", cmd, "Ready to accept connections")
 	if err != nil {
-		return err
+		return redisFallback(t, err)
 	}
-	r.p = p
-	return nil
+	t.Cleanup(func() { _ = svc.Stop() })
+	t.Logf("testsvc: redis-server %s", svc.Addr)
+	return &Redis{URL: svc.URL, Addr: svc.Addr, svc: svc}
 }
 
-// fallback uses the machine's Redis when ours could not start.
-func (r *Redis) fallback(t testing.TB, why error) {
+// redisFallback uses the machine's Redis when ours could not start.
+func redisFallback(t testing.TB, why error) *Redis {
 	t.Helper()
 	const addr = "127.0.0.1:6379"
 	if err := redisPing(addr); err != nil {
 		t.Fatalf("testsvc: redis-server did not start: %v\nand the machine's Redis at %s does not answer either: %v", why, addr, err)
 	}
 	t.Logf("testsvc: FALLBACK to the machine's Redis at %s because the throwaway server did not start: %v", addr, why)
-	r.Addr, r.URL, r.external = addr, "redis://"+addr+"/0", true
+	return &Redis{Addr: addr, URL: "redis://" + addr + "/0"}
 }
 
 // redisPing sends PING over a raw connection.
@@ -103,24 +72,21 @@ func redisPing(addr string) error {
 // Stop shuts the server down (clients see their connections close).
 func (r *Redis) Stop(t testing.TB) {
 	t.Helper()
-	if r.external {
+	if r.svc == nil {
 		t.Fatalf("testsvc: Redis.Stop: %v", errExternal)
 	}
-	if err := r.p.stop(syscall.SIGTERM); err != nil {
+	if err := r.svc.Stop(); err != nil {
 		t.Fatalf("testsvc: %v", err)
-	}
-	if err := dialable(r.Addr); err == nil {
-		t.Fatalf("testsvc: %s still accepts connections after redis-server stopped", r.Addr)
 	}
 }
 
 // Start starts it again on the same port, empty (nothing is persisted).
 func (r *Redis) Start(t testing.TB) {
 	t.Helper()
-	if r.external {
+	if r.svc == nil {
 		t.Fatalf("testsvc: Redis.Start: %v", errExternal)
 	}
-	if err := r.start(); err != nil {
+	if err := r.svc.Start(); err != nil {
 		t.Fatalf("testsvc: restart: %v", err)
 	}
 }

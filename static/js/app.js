@@ -1,37 +1,13 @@
-// Entry point of the page. /r/{room}#t=TOKEN is a room; anything else shows
-// how to get in. The room view ties together the signaling socket, one
-// PeerLink per member, our own media and the DOM.
+// Entry point of the room page. /r/{room}#t=TOKEN is a room entered with a
+// link; /r/{room} alone is entered with the staff session (cookie), or says
+// how to log in. The room itself is room.js.
 
 import { I18n } from './i18n.js';
-import { Close, cleanName } from './protocol.js';
-import { Signaling } from './signal.js';
-import { PeerLink } from './peer.js';
-import { LocalMedia } from './media.js';
-import { SpeakerDetector } from './speaker.js';
-import { LiveMap } from './map.js';
-import { MainLog } from './mainlog.js';
-import { byId, find, Tile, Grid, renderPeople, ChatLog } from './ui.js';
+import { byId, find } from './ui.js';
+import { getSession, sessionAuth } from './api.js';
+import { RoomApp, show, loginURL } from './room.js';
 
-/**
- * @typedef {import('./protocol.js').Envelope} Envelope
- * @typedef {import('./protocol.js').Joined} Joined
- * @typedef {import('./protocol.js').PeerInfo} PeerInfo
- * @typedef {import('./protocol.js').PeerState} PeerState
- * @typedef {import('./protocol.js').ICEServer} ICEServer
- * @typedef {import('./ui.js').Member} Member
- * @typedef {'landing'|'prejoin'|'room'|'final'} View
- */
-
-const SELF = 'self'; // grid and detector key of our own tile
-const NAME_KEY = 'crisisroom.name';
-
-/** @param {View} view */
-function show(view) {
-  for (const v of /** @type {View[]} */ (['landing', 'prejoin', 'room', 'final'])) {
-    byId(`view-${v}`).hidden = v !== view;
-  }
-  document.body.dataset.view = view;
-}
+/** @typedef {import('./api.js').Session} Session */
 
 /**
  * The token travels in the fragment, which no request carries. It is kept in
@@ -46,6 +22,11 @@ function readToken(room) {
   if (fromHash) {
     try {
       sessionStorage.setItem(key, fromHash);
+      // A watch-only link may say so (w=1): remembered before the fragment
+      // goes; a new link without it starts afresh.
+      const watchKey = `crisisroom.watch.${room}`;
+      if (new URLSearchParams(location.hash.slice(1)).get('w') === '1') sessionStorage.setItem(watchKey, '1');
+      else sessionStorage.removeItem(watchKey);
       history.replaceState(null, '', location.pathname + location.search);
     } catch {
       // No storage: leave the fragment so that a reload keeps working.
@@ -59,598 +40,34 @@ function readToken(room) {
   }
 }
 
-class RoomApp {
-  /**
-   * @param {I18n} i18n
-   * @param {string} room
-   * @param {string} token
-   */
-  constructor(i18n, room, token) {
-    this.i18n = i18n;
-    this.room = room;
-    this.token = token;
-    this.media = new LocalMedia({
-      onTrack: (kind, track) => {
-        for (const l of this.links.values()) void l.replaceTrack(kind, track);
-        this.grid.get(SELF)?.setStream(this.media.stream);
-      },
-      onChange: () => this.localChanged(),
-    });
-    /** @type {Signaling|null} */
-    this.sig = null;
-    /** @type {LiveMap|null} */
-    this.map = null;
-    /** @type {MainLog|null} */
-    this.log = null;
-    this.selfId = '';
-    this.capacity = 0;
-    /** @type {ICEServer[]} */
-    this.iceServers = [];
-    /** @type {RTCIceTransportPolicy} */
-    this.icePolicy = 'all';
-    /** @type {Map<string, PeerLink>} */
-    this.links = new Map();
-    /** @type {Map<string, Member>} */
-    this.members = new Map();
-    this.hand = false;
-    this.speaking = false;
-    this.rejoined = false;
-    this.resumes = 0;
-    this.selfName = '';
-    /** @type {string} which final.* text is shown, once the session is over */
-    this.finalKey = '';
-    this.finalCode = 0;
-    /** @type {'people'|'chat'|'log'|null} */
-    this.panel = null;
-    this.unread = 0;
-    this.grid = new Grid(byId('grid'));
-    this.chat = new ChatLog(byId('chat-log'), i18n);
-    this.speaker = new SpeakerDetector(
-      (id, on) => this.speakingChanged(id, on),
-      (id) => { for (const t of this.grid.tiles.values()) t.setActive(t.id === id); },
-    );
-    i18n.onChange(() => this.relabel());
+/**
+ * No link token in the address: a staff member enters with the session
+ * cookie; anyone else is shown the way to log in.
+ * @param {I18n} i18n
+ * @param {string} room
+ * @param {() => void} relabel
+ */
+async function enterWithSession(i18n, room, relabel) {
+  /** @type {Session|null} */
+  let session = null;
+  let failed = false;
+  try {
+    session = await getSession();
+  } catch (err) {
+    console.warn('session', err);
+    failed = true;
   }
-
-  // ---- before joining -------------------------------------------------
-
-  async prejoin() {
-    show('prejoin');
-    const name = find(document, '#name', HTMLInputElement);
-    try {
-      name.value = localStorage.getItem(NAME_KEY) ?? '';
-    } catch {
-      // no storage
-    }
-    byId('pre-mic').addEventListener('click', () => this.media.setAudio(!this.media.audioOn));
-    byId('pre-cam').addEventListener('click', () => this.media.setVideo(!this.media.videoOn));
-    byId('join-form').addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      this.join(name);
-    });
-    const status = byId('media-status');
-    status.hidden = false;
-    status.textContent = this.i18n.t('prejoin.loading');
-    await this.media.open();
-    status.hidden = true;
-    const preview = find(document, '#preview', HTMLVideoElement);
-    preview.srcObject = this.media.stream;
-    void preview.play().catch(() => {});
-    this.showMediaError();
-    this.relabel();
-    if (!name.value) name.focus();
+  if (session) {
+    void new RoomApp(i18n, room, sessionAuth(session.csrf), session).prejoin();
+    return;
   }
-
-  /** @private */
-  showMediaError() {
-    const el = byId('media-error');
-    const err = this.media.error;
-    el.hidden = !err;
-    if (err) el.textContent = this.i18n.t(this.i18n.has(`media.${err}`) ? `media.${err}` : 'media.other');
-  }
-
-  /**
-   * @private
-   * @param {HTMLInputElement} input
-   */
-  join(input) {
-    if (this.sig) return; // a double submit
-    const name = cleanName(input.value);
-    if (!name) {
-      input.value = '';
-      input.reportValidity();
-      return;
-    }
-    try {
-      localStorage.setItem(NAME_KEY, name);
-    } catch {
-      // no storage
-    }
-    this.speaker.enable(); // inside the click: audio contexts need a gesture
-    find(document, '#preview', HTMLVideoElement).srcObject = null;
-    this.selfName = name;
-    const self = new Tile(SELF, true, () => {});
-    self.setStream(this.media.stream);
-    this.grid.add(self);
-    this.speaker.watch(SELF, this.media.stream);
-    this.wireControls();
-    show('room');
-    this.localChanged();
-    this.startMap();
-    this.log = new MainLog({ i18n: this.i18n, token: this.token, send: (type, data) => this.sig?.send(type, data) ?? null, name: () => this.selfName });
-    void this.log.start();
-    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    this.sig = new Signaling({
-      url: `${proto}//${location.host}/ws`,
-      token: this.token,
-      name,
-      handlers: {
-        onJoined: (j) => this.joined(j),
-        onMessage: (env) => this.message(env),
-        onStatus: (s, attempt) => this.status(s, attempt),
-        onFinal: (code, reason) => this.final(code, reason),
-        onSessionLost: () => { this.rejoined = true; this.resetPeers(); },
-      },
-    });
-    this.sig.start();
-    window.addEventListener('pagehide', () => this.sig?.leave());
-    // A page restored from the back-forward cache has a dead session.
-    window.addEventListener('pageshow', (ev) => { if (ev.persisted) location.reload(); });
-  }
-
-  // ---- signaling ------------------------------------------------------
-
-  /**
-   * @private
-   * @param {Joined} j
-   */
-  joined(j) {
-    this.iceServers = j.ice_servers ?? [];
-    this.icePolicy = j.ice_transport_policy === 'relay' ? 'relay' : 'all';
-    this.capacity = j.capacity;
-    byId('room-title').textContent = j.room;
-    if (j.resumed && j.peer_id === this.selfId) {
-      byId('conn').dataset.resumes = String(++this.resumes);
-      this.resumed(j.peers);
-    } else {
-      this.resetPeers();
-      this.selfId = j.peer_id;
-      // The newcomer offers to everyone already there.
-      for (const p of j.peers) this.addPeer(p, true);
-      if (this.rejoined) this.chat.system(this.i18n.t('banner.rejoined'));
-      this.rejoined = false;
-    }
-    this.sendState();
-    this.renderPeople();
-    // The map's feed rides on this socket: a new socket watches nothing yet.
-    this.map?.joined(j);
-    this.log?.joined(j);
-  }
-
-  /**
-   * Our socket came back within the resume window. Members who left meanwhile
-   * are dropped, newcomers we missed get an offer, and every existing link
-   * gets an ICE restart: our network may have changed under it.
-   * @private
-   * @param {PeerInfo[]} peers
-   */
-  resumed(peers) {
-    const present = new Set(peers.map((p) => p.id));
-    for (const id of [...this.members.keys()]) {
-      if (id !== this.selfId && !present.has(id)) this.removePeer(id);
-    }
-    for (const p of peers) {
-      const m = this.members.get(p.id);
-      if (!m) {
-        this.addPeer(p, true);
-        continue;
-      }
-      this.updatePeer(m, p);
-      const link = this.links.get(p.id);
-      link?.setIceServers(this.iceServers);
-      void link?.restartIce();
-    }
-  }
-
-  /**
-   * @private
-   * @param {Envelope} env
-   */
-  message(env) {
-    if (this.map?.handle(env) || this.log?.handle(env)) return;
-    const d = env.data ?? {};
-    switch (env.type) {
-      case 'peer-joined':
-        this.addPeer(d, false);
-        this.chat.system(this.i18n.t('chat.joined', { name: d.name }));
-        this.renderPeople();
-        return;
-      case 'peer-left': {
-        const m = this.members.get(d.id);
-        this.removePeer(d.id);
-        if (m) this.chat.system(this.i18n.t('chat.left', { name: m.name }));
-        this.renderPeople();
-        return;
-      }
-      case 'offer':
-      case 'answer':
-        void this.linkFor(d.from)?.handleDescription(env.type, d.sdp);
-        return;
-      case 'candidate':
-        void this.linkFor(d.from)?.handleCandidate(d);
-        return;
-      case 'chat':
-        this.chat.message({ name: d.name ?? '', text: d.text ?? '', at: d.at ?? Date.now(), self: d.from === this.selfId });
-        if (this.panel !== 'chat' && d.from !== this.selfId) this.setUnread(this.unread + 1);
-        return;
-      case 'state':
-        this.peerState(d);
-        return;
-      case 'error':
-        if (d.code === 'rate_limited') this.chat.system(this.i18n.t('chat.rateLimited'));
-        console.warn('server error', d.code, d.message);
-    }
-  }
-
-  /**
-   * @private
-   * @param {PeerState} s
-   */
-  peerState(s) {
-    const m = s.from ? this.members.get(s.from) : undefined;
-    if (!m) return;
-    if (s.hand && !m.state.hand) this.chat.system(this.i18n.t('chat.hand', { name: m.name }));
-    const renderList = m.state.hand !== s.hand || m.state.audio !== s.audio || m.state.video !== s.video || m.state.screen !== s.screen;
-    m.state = s;
-    this.grid.get(m.id)?.setState(s);
-    if (renderList) this.renderPeople();
-  }
-
-  /**
-   * @private
-   * @param {import('./signal.js').SignalStatus} s
-   * @param {number} attempt
-   */
-  status(s, attempt) {
-    this.map?.connection(s);
-    this.log?.connection(s);
-    const conn = byId('conn');
-    conn.dataset.status = s;
-    conn.textContent = this.i18n.t(`conn.${s}`);
-    const banner = byId('banner');
-    banner.hidden = s !== 'reconnecting';
-    if (s === 'reconnecting') banner.textContent = this.i18n.t('banner.reconnecting', { n: attempt });
-  }
-
-  /**
-   * The session is over: say why, free the devices, offer the way back.
-   * @private
-   * @param {number} code
-   * @param {string} reason
-   */
-  final(code, reason) {
-    this.resetPeers();
-    this.grid.clear();
-    this.speaker.close();
-    this.media.stopAll();
-    /** @type {number[]} */
-    const known = [Close.BadToken, Close.TokenExpired, Close.RoomFull, Close.BadVersion, Close.Protocol, Close.Replaced];
-    const key = code === Close.Left ? 'left' : known.includes(code) ? String(code) : 'other';
-    this.finalKey = key;
-    this.finalCode = code;
-    byId('view-final').dataset.code = String(code);
-    this.relabelFinal();
-    const again = byId('rejoin');
-    again.hidden = !(code === Close.Left || code === Close.BadVersion || code === Close.RoomFull || key === 'other');
-    again.onclick = () => location.reload();
-    byId('banner').hidden = true;
-    show('final');
-    if (reason) console.info('session ended', code, reason);
-  }
-
-  // ---- the map --------------------------------------------------------
-
-  /**
-   * The live map shares the signaling socket (one connection per page).
-   * It shows beside the video on wide screens and under a tab on phones;
-   * without a territory the room is video only.
-   * @private
-   */
-  startMap() {
-    this.map = new LiveMap({
-      i18n: this.i18n,
-      token: this.token,
-      send: (type, data) => this.sig?.send(type, data) ?? null,
-      selfId: () => this.selfId,
-      nameOf: (id) => (id === this.selfId ? this.selfName : this.members.get(id)?.name ?? '…'),
-    });
-    byId('tab-video').addEventListener('click', () => this.setTab('video'));
-    byId('tab-map').addEventListener('click', () => this.setTab('map'));
-    void this.map.start().then((on) => { byId('view-room').dataset.map = on ? 'on' : 'off'; });
-  }
-
-  /**
-   * @private
-   * @param {'video'|'map'} tab
-   */
-  setTab(tab) {
-    byId('view-room').dataset.tab = tab;
-    byId('tab-video').setAttribute('aria-selected', String(tab === 'video'));
-    byId('tab-map').setAttribute('aria-selected', String(tab === 'map'));
-    if (tab === 'map') this.map?.resized();
-  }
-
-  // ---- peers ----------------------------------------------------------
-
-  /**
-   * @private
-   * @param {PeerInfo} p
-   * @param {boolean} initiator
-   */
-  addPeer(p, initiator) {
-    if (!p || !p.id || p.id === this.selfId) return;
-    const known = this.members.get(p.id);
-    if (known) {
-      // Their offer raced their peer-joined: now we know who they are.
-      this.updatePeer(known, p);
-      return;
-    }
-    /** @type {Member} */
-    const m = { id: p.id, name: p.name, role: p.role, state: p.state, self: false, conn: 'new' };
-    this.members.set(p.id, m);
-    const tile = new Tile(p.id, false, () => { byId('sound').hidden = false; });
-    tile.setName(p.name);
-    tile.setState(p.state);
-    tile.setConn('new');
-    this.grid.add(tile);
-    const link = new PeerLink({
-      id: p.id,
-      selfId: this.selfId,
-      iceServers: this.iceServers,
-      iceTransportPolicy: this.icePolicy,
-      local: () => this.media.tracks(),
-      send: (type, data) => { this.sig?.send(type, data); },
-      onStream: (stream) => {
-        tile.setStream(stream);
-        this.speaker.watch(p.id, stream);
-      },
-      onConnState: (st) => {
-        const changed = m.conn !== st;
-        m.conn = st;
-        tile.setConn(st);
-        if (changed) this.renderPeople();
-      },
-      onNegotiated: (n) => { tile.el.dataset.negotiations = String(n); },
-      log: (msg, err) => console.debug(`[peer ${p.id}] ${msg}`, err ?? ''),
-    });
-    this.links.set(p.id, link);
-    if (initiator) link.start();
-  }
-
-  /**
-   * @private
-   * @param {Member} m
-   * @param {PeerInfo} p
-   */
-  updatePeer(m, p) {
-    m.name = p.name;
-    m.role = p.role;
-    m.state = p.state;
-    const tile = this.grid.get(p.id);
-    tile?.setName(p.name);
-    tile?.setState(p.state);
-  }
-
-  /**
-   * The link to a member, made on their first offer when we had no link yet
-   * (their peer-joined raced our resume).
-   * @private
-   * @param {string} from
-   */
-  linkFor(from) {
-    if (!from) return undefined;
-    if (!this.links.has(from)) {
-      this.addPeer({ id: from, name: '…', role: 'participant', state: { audio: true, video: true, screen: false, hand: false, speaking: false } }, false);
-      this.renderPeople();
-    }
-    return this.links.get(from);
-  }
-
-  /**
-   * @private
-   * @param {string} id
-   */
-  removePeer(id) {
-    this.links.get(id)?.close();
-    this.links.delete(id);
-    this.speaker.unwatch(id);
-    this.grid.remove(id);
-    this.members.delete(id);
-  }
-
-  /** @private */
-  resetPeers() {
-    for (const id of [...this.links.keys()]) this.removePeer(id);
-    this.members.clear();
-    this.renderPeople();
-  }
-
-  // ---- our own state --------------------------------------------------
-
-  /** @private @returns {PeerState} */
-  localState() {
-    return {
-      audio: this.media.audioOn && !!this.media.mic,
-      video: this.media.videoOn && !!this.media.camera,
-      screen: !!this.media.screen,
-      hand: this.hand,
-      speaking: this.speaking,
-    };
-  }
-
-  /** @private */
-  sendState() {
-    this.sig?.send('state', this.localState());
-  }
-
-  /** @private */
-  localChanged() {
-    const s = this.localState();
-    this.grid.get(SELF)?.setState(s);
-    this.relabel();
-    this.sendState();
-    this.renderPeople();
-  }
-
-  /**
-   * @private
-   * @param {string} id
-   * @param {boolean} on
-   */
-  speakingChanged(id, on) {
-    this.grid.get(id)?.setSpeaking(on);
-    if (id === SELF) {
-      this.speaking = on;
-      this.sendState();
-    }
-  }
-
-  /** @private */
-  renderPeople() {
-    if (!this.selfName) return;
-    /** @type {Member[]} */
-    const all = [{ id: this.selfId || SELF, name: this.selfName, role: '', state: this.localState(), self: true }, ...this.members.values()];
-    renderPeople(byId('people'), all, this.i18n);
-    byId('count').textContent = this.capacity ? this.i18n.t('people.count', { n: all.length, max: this.capacity }) : String(all.length);
-  }
-
-  // ---- controls -------------------------------------------------------
-
-  /** @private */
-  wireControls() {
-    byId('ctl-mic').addEventListener('click', () => this.media.setAudio(!this.media.audioOn));
-    byId('ctl-cam').addEventListener('click', () => this.media.setVideo(!this.media.videoOn));
-    const screen = byId('ctl-screen');
-    screen.hidden = !LocalMedia.canShareScreen();
-    screen.addEventListener('click', () => this.toggleScreen());
-    byId('ctl-hand').addEventListener('click', () => { this.hand = !this.hand; this.localChanged(); });
-    byId('ctl-people').addEventListener('click', () => this.openPanel(this.panel === 'people' ? null : 'people'));
-    byId('ctl-chat').addEventListener('click', () => this.openPanel(this.panel === 'chat' ? null : 'chat'));
-    byId('tab-people').addEventListener('click', () => this.openPanel('people'));
-    byId('tab-chat').addEventListener('click', () => this.openPanel('chat'));
-    byId('ctl-log').addEventListener('click', () => this.openPanel(this.panel === 'log' ? null : 'log'));
-    byId('tab-log').addEventListener('click', () => this.openPanel('log'));
-    byId('side-close').addEventListener('click', () => this.openPanel(null));
-    byId('ctl-leave').addEventListener('click', () => this.sig?.leave());
-    byId('sound').addEventListener('click', () => {
-      for (const t of this.grid.tiles.values()) {
-        if (!t.self) {
-          t.video.muted = false;
-          void t.video.play().catch(() => {});
-        }
-      }
-      byId('sound').hidden = true;
-    });
-    const input = find(document, '#chat-input', HTMLInputElement);
-    byId('chat-form').addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      const text = input.value.trim();
-      if (!text) return;
-      // The server echoes our message with its time; it shows up then.
-      if (this.sig?.send('chat', { text }) == null) {
-        this.chat.system(this.i18n.t('chat.failed'));
-        return;
-      }
-      input.value = '';
-    });
-  }
-
-  /** @private */
-  async toggleScreen() {
-    if (this.media.screen) {
-      this.media.stopScreen();
-      return;
-    }
-    try {
-      await this.media.startScreen();
-    } catch (err) {
-      // Cancelling the picker is not an error worth a message.
-      if (!(err instanceof DOMException && err.name === 'NotAllowedError')) this.chat.system(this.i18n.t('media.screenFailed'));
-    }
-  }
-
-  /**
-   * @private
-   * @param {'people'|'chat'|'log'|null} panel
-   */
-  openPanel(panel) {
-    this.panel = panel;
-    byId('view-room').dataset.panel = panel ?? '';
-    byId('panel-log').hidden = panel !== 'log';
-    byId('tab-log').setAttribute('aria-selected', String(panel === 'log'));
-    byId('ctl-log').setAttribute('aria-expanded', String(panel === 'log'));
-    const side = byId('side');
-    side.hidden = panel === null;
-    byId('view-room').classList.toggle('with-side', panel !== null);
-    byId('panel-people').hidden = panel !== 'people';
-    byId('panel-chat').hidden = panel !== 'chat';
-    byId('tab-people').setAttribute('aria-selected', String(panel === 'people'));
-    byId('tab-chat').setAttribute('aria-selected', String(panel === 'chat'));
-    byId('ctl-people').setAttribute('aria-expanded', String(panel === 'people'));
-    byId('ctl-chat').setAttribute('aria-expanded', String(panel === 'chat'));
-    if (panel === 'chat') {
-      this.setUnread(0);
-      // On touch screens focusing would pop the keyboard over the chat.
-      if (matchMedia('(pointer: fine)').matches) find(document, '#chat-input', HTMLInputElement).focus();
-    }
-  }
-
-  /**
-   * @private
-   * @param {number} n
-   */
-  setUnread(n) {
-    this.unread = n;
-    const badge = byId('unread');
-    badge.hidden = n === 0;
-    badge.textContent = n > 99 ? '99+' : String(n);
-  }
-
-  /** Texts that depend on state, redone on every change and language switch. @private */
-  relabel() {
-    const s = this.localState();
-    /** @type {Array<[string, boolean, string, string]>} */
-    const toggles = [
-      ['pre-mic', this.media.audioOn, 'ctl.micOn', 'ctl.micOff'],
-      ['pre-cam', this.media.videoOn, 'ctl.camOn', 'ctl.camOff'],
-      ['ctl-mic', this.media.audioOn, 'ctl.micOn', 'ctl.micOff'],
-      ['ctl-cam', this.media.videoOn, 'ctl.camOn', 'ctl.camOff'],
-      ['ctl-screen', s.screen, 'ctl.screenStop', 'ctl.screenStart'],
-      ['ctl-hand', s.hand, 'ctl.handLower', 'ctl.handRaise'],
-    ];
-    for (const [id, on, onKey, offKey] of toggles) {
-      const b = byId(id);
-      b.setAttribute('aria-pressed', String(on));
-      const label = this.i18n.t(on ? onKey : offKey);
-      b.setAttribute('aria-label', label);
-      b.title = label;
-    }
-    byId('preview-off').hidden = this.media.videoOn && !!this.media.camera;
-    this.grid.get(SELF)?.setName(this.selfName ? `${this.selfName} ${this.i18n.t('people.you')}` : this.i18n.t('tile.you'));
-    if (this.sig) this.status(this.sig.status, this.sig.attempt);
-    this.showMediaError();
-    this.renderPeople();
-    this.relabelFinal();
-  }
-
-  /** @private */
-  relabelFinal() {
-    if (!this.finalKey) return;
-    byId('final-title').textContent = this.i18n.t(`final.${this.finalKey}.title`);
-    byId('final-text').textContent = this.i18n.t(`final.${this.finalKey}.text`, { code: this.finalCode });
-    const again = this.finalCode === Close.BadVersion ? 'final.reload' : this.finalCode === Close.RoomFull ? 'final.retry' : 'final.rejoin';
-    byId('rejoin').textContent = this.i18n.t(again);
-  }
+  byId('landing-title').dataset.i18n = failed ? 'final.other.title' : 'nosession.title';
+  byId('landing-text').dataset.i18n = failed ? 'nosession.failed' : 'nosession.text';
+  const login = find(document, '#landing-login', HTMLAnchorElement);
+  login.href = loginURL();
+  login.hidden = failed;
+  relabel();
+  show('landing');
 }
 
 function main() {
@@ -680,13 +97,10 @@ function main() {
   byId('room-title').textContent = room;
   const token = readToken(room);
   if (!token) {
-    byId('landing-title').dataset.i18n = 'nolink.title';
-    byId('landing-text').dataset.i18n = 'nolink.text';
-    applyLang();
-    show('landing');
+    void enterWithSession(i18n, room, applyLang);
     return;
   }
-  void new RoomApp(i18n, room, token).prejoin();
+  void new RoomApp(i18n, room, { token, csrf: '' }, null).prejoin();
 }
 
 main();

@@ -2,6 +2,8 @@
 // HTML carries keys (data-i18n, data-i18n-label, data-i18n-placeholder);
 // scripts call t(). Nothing here is ever parsed as HTML.
 
+import { accessFr, accessEn } from './i18n-access.js';
+
 /** @typedef {'fr'|'en'} Lang */
 
 const fr = {
@@ -266,13 +268,14 @@ const fr = {
   'log.print.print': 'Imprimer',
   'log.print.loading': 'Chargement… {n} entrées',
   'log.print.count': '{n} entrées',
-  'log.print.nolink': 'Ouvrez cette page depuis la salle (bouton « Vue imprimable ») : le lien d’accès manque.',
+  'log.print.nolink': 'Ouvrez cette page depuis la salle (bouton « Vue imprimable ») ou après connexion sur la page d’accueil : l’accès manque.',
   'log.print.failed': 'La main courante n’a pas pu être chargée : {why}',
   'log.col.n': 'N°',
   'log.col.at': 'Enregistrée',
   'log.col.who': 'Auteur',
   'log.col.tags': 'Étiquettes',
   'log.col.text': 'Texte',
+  ...accessFr,
 };
 
 /** @type {Record<keyof typeof fr, string>} */
@@ -537,13 +540,14 @@ const en = {
   'log.print.print': 'Print',
   'log.print.loading': 'Loading… {n} entries',
   'log.print.count': '{n} entries',
-  'log.print.nolink': 'Open this page from the room (“Printable view” button): the access link is missing.',
+  'log.print.nolink': 'Open this page from the room (“Printable view” button) or after signing in on the home page: access is missing.',
   'log.print.failed': 'The log could not be loaded: {why}',
   'log.col.n': 'No.',
   'log.col.at': 'Recorded',
   'log.col.who': 'Author',
   'log.col.tags': 'Tags',
   'log.col.text': 'Text',
+  ...accessEn,
 };
 
 /** @typedef {keyof typeof fr} Key */

@@ -1,6 +1,6 @@
-// The main courante's data: its HTTP API (/api/v1/events/…, Bearer = the
-// room link's token), the filters, and the rendering of one entry shared by
-// the room's panel and the printable view. Everything a person wrote
+// The main courante's data: its HTTP API (/api/v1/events/…, with the room
+// link's token or the staff session, see api.js), the filters, and the
+// rendering of one entry shared by the room's panel and the printable view. Everything a person wrote
 // reaches the page through textContent only.
 
 /**
@@ -17,27 +17,18 @@
  * @typedef {{room: string, events: LogEvent[], boards: Record<string, Board>}} Snapshot
  * @typedef {{q: string, tag: string, author: string, from: string, to: string, tree: boolean}} Filters
  * @typedef {import('./i18n.js').I18n} I18n
+ * @typedef {import('./api.js').Auth} Auth
  */
 
-/** An API refusal, with the server's French message. */
-export class ApiError extends Error {
-  /**
-   * @param {number} status
-   * @param {string} code
-   * @param {string} message
-   */
-  constructor(status, code, message) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
+import { ApiError, apiFetch, errorOf } from './api.js';
+
+export { ApiError };
 
 /** The main courante's HTTP API. */
 export class LogApi {
-  /** @param {string} token */
-  constructor(token) {
-    this.token = token;
+  /** @param {Auth} auth  the link's token, or the staff session */
+  constructor(auth) {
+    this.auth = auth;
   }
 
   /**
@@ -46,20 +37,10 @@ export class LogApi {
    * @returns {Promise<Response>}
    */
   async raw(path, init = {}) {
-    const headers = new Headers(init.headers);
-    headers.set('Authorization', `Bearer ${this.token}`);
-    const res = await fetch(`/api/v1${path}`, { ...init, headers, cache: 'no-store' });
-    if (!res.ok) {
-      let code = 'http', message = `HTTP ${res.status}`;
-      try {
-        const b = await res.json();
-        code = b.error ?? code;
-        message = b.message ?? message;
-      } catch {
-        // not JSON: keep the status
-      }
-      throw new ApiError(res.status, code, message);
-    }
+    // A network failure rejects as a TypeError, which callers tell apart
+    // from a refusal.
+    const res = await apiFetch(this.auth, `/api/v1${path}`, init);
+    if (!res.ok) throw await errorOf(res);
     return res;
   }
 

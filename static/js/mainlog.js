@@ -10,6 +10,7 @@
 import { byId, find } from './ui.js';
 import { LogApi, ApiError, filterParams, matches, renderEntry, el } from './mainlog-data.js';
 import { BoardView } from './mainlog-board.js';
+import { isHostRole } from './protocol.js';
 
 /**
  * @typedef {import('./mainlog-data.js').Entry} Entry
@@ -29,14 +30,14 @@ const input = (id) => find(document, `#${id}`, HTMLInputElement);
 
 export class MainLog {
   /**
-   * @param {{i18n: I18n, token: string, send: (type: string, data: any) => string|null, name: () => string}} opts
+   * @param {{i18n: I18n, auth: import('./api.js').Auth, send: (type: string, data: any) => string|null, name: () => string}} opts
    */
   constructor(opts) {
     this.i18n = opts.i18n;
     this.send = opts.send;
     this.name = opts.name;
-    this.token = opts.token;
-    this.api = new LogApi(opts.token);
+    this.auth = opts.auth;
+    this.api = new LogApi(opts.auth);
     this.root = byId('panel-log');
     this.list = byId('mlog-list');
     this.role = '';
@@ -79,6 +80,12 @@ export class MainLog {
       this.renderAll();
       await this.reload();
     } catch (err) {
+      if (err instanceof ApiError && err.status === 403) {
+        // A guest has no main courante: no tab for it.
+        for (const id of ['ctl-log', 'tab-log']) byId(id).hidden = true;
+        this.setStatus('off');
+        return;
+      }
       console.warn('main courante', err);
       this.setStatus('off');
     }
@@ -346,12 +353,12 @@ export class MainLog {
 
   /** @private */
   canWrite() {
-    return this.role === 'host' || this.role === 'participant';
+    return isHostRole(this.role) || this.role === 'participant';
   }
 
   /** @private */
   isHost() {
-    return this.role === 'host';
+    return isHostRole(this.role);
   }
 
   // ---- actions -------------------------------------------------------------
@@ -372,7 +379,9 @@ export class MainLog {
     byId('mlog-more').addEventListener('click', () => void this.older());
     byId('mlog-print').addEventListener('click', () => {
       const p = filterParams(this.filters);
-      window.open(`/log/${encodeURIComponent(this.view)}?${p}#t=${encodeURIComponent(this.token)}`, '_blank', 'noopener');
+      // A staff session needs no fragment: the printable view rides on the cookie.
+      const hash = this.auth.token ? `#t=${encodeURIComponent(this.auth.token)}` : '';
+      window.open(`/log/${encodeURIComponent(this.view)}?${p}${hash}`, '_blank', 'noopener');
     });
     byId('mlog-csv').addEventListener('click', () => {
       void this.api.download(`/events/${encodeURIComponent(this.view)}/log.csv?${filterParams(this.filters)}`, 'main-courante.csv')

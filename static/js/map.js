@@ -9,6 +9,7 @@ import { MapFeed, countOf, per100k, rampScale, levelColour, throttle, todayIn, L
 import { CommunePanel, fmtRate } from './mappanel.js';
 import { Annotations, Layers } from './mapoverlays.js';
 import { byId, find } from './ui.js';
+import { isHostRole } from './protocol.js';
 
 /**
  * @typedef {typeof import('leaflet')} Leaflet
@@ -36,7 +37,7 @@ const round6 = (n) => Math.round(n * 1e6) / 1e6;
 
 export class LiveMap {
   /**
-   * @param {{i18n: I18n, token: string,
+   * @param {{i18n: I18n, auth: import('./api.js').Auth,
    *   send: (type: string, data: any) => string|null,
    *   selfId: () => string,
    *   nameOf: (id: string) => string}} opts
@@ -81,12 +82,12 @@ export class LiveMap {
     });
     this.panel = new CommunePanel({
       i18n: this.i18n,
-      token: opts.token,
+      auth: opts.auth,
       timezoneToday: () => todayIn(this.cfg.timezone),
       onClose: () => this.select('', 'local'),
     });
     this.ann = new Annotations({ i18n: this.i18n, send: (t, d) => this.send(t, d) });
-    this.overlays = new Layers({ i18n: this.i18n, token: opts.token, isHost: () => this.role === 'host' });
+    this.overlays = new Layers({ i18n: this.i18n, auth: opts.auth, isHost: () => isHostRole(this.role) });
     this.sendView = throttle(() => {
       const v = this.view();
       if (v && this.isPresenter()) this.send('map-view', v);
@@ -528,7 +529,7 @@ export class LiveMap {
   renderPresenter() {
     const me = this.isPresenter();
     const btn = byId('map-present');
-    btn.hidden = this.role !== 'host' || !this.cfg.territory;
+    btn.hidden = !isHostRole(this.role) || !this.cfg.territory;
     btn.textContent = this.i18n.t(me ? 'map.presentStop' : 'map.presentStart');
     btn.setAttribute('aria-pressed', String(me));
     const bar = byId('map-follow');

@@ -4,6 +4,7 @@
 // Every label and property is shown as text, never as HTML.
 
 import { byId, find } from './ui.js';
+import { apiFetch } from './api.js';
 
 /**
  * @typedef {typeof import('leaflet')} Leaflet
@@ -239,11 +240,11 @@ export class Annotations {
 
 export class Layers {
   /**
-   * @param {{i18n: I18n, token: string, isHost: () => boolean}} opts
+   * @param {{i18n: I18n, auth: import('./api.js').Auth, isHost: () => boolean}} opts
    */
   constructor(opts) {
     this.i18n = opts.i18n;
-    this.token = opts.token;
+    this.auth = opts.auth;
     this.isHost = opts.isHost;
     /** @type {LayerInfo[]} */
     this.items = [];
@@ -421,9 +422,10 @@ export class Layers {
    */
   api(method, path, body) {
     /** @type {Record<string, string>} */
-    const headers = { Authorization: `Bearer ${this.token}` };
+    /** @type {Record<string, string>} */
+    const headers = {};
     if (body) headers['Content-Type'] = 'application/geo+json';
-    return fetch(path, { method, headers, body, cache: 'no-store' });
+    return apiFetch(this.auth, path, { method, headers, body });
   }
 }
 

@@ -4,6 +4,7 @@
 
 import { PLACES, countOf, per100k, levelColour, daysEnding } from './mapdata.js';
 import { byId } from './ui.js';
+import { apiFetch } from './api.js';
 
 /**
  * @typedef {import('./mapdata.js').MapState} MapState
@@ -31,11 +32,11 @@ export function fmtRate(n) {
 
 export class CommunePanel {
   /**
-   * @param {{i18n: I18n, token: string, timezoneToday: () => string, onClose: () => void}} opts
+   * @param {{i18n: I18n, auth: import('./api.js').Auth, timezoneToday: () => string, onClose: () => void}} opts
    */
   constructor(opts) {
     this.i18n = opts.i18n;
-    this.token = opts.token;
+    this.auth = opts.auth;
     this.today = opts.timezoneToday;
     this.el = byId('commune');
     this.code = '';
@@ -146,10 +147,7 @@ export class CommunePanel {
     this.fetching = true;
     const code = this.code;
     try {
-      const res = await fetch(`/api/v1/aggregates?commune=${encodeURIComponent(code)}`, {
-        headers: { Authorization: `Bearer ${this.token}` },
-        cache: 'no-store',
-      });
+      const res = await apiFetch(this.auth, `/api/v1/aggregates?commune=${encodeURIComponent(code)}`);
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       /** @type {CommuneSeries} */
       const data = await res.json();

@@ -113,6 +113,24 @@ export class LocalMedia {
   }
 
   /**
+   * Gives the devices back for good (a watch-only member): nothing is sent,
+   * and the toggles read "off".
+   */
+  release() {
+    this.stopAll();
+    for (const t of this.stream.getTracks()) this.stream.removeTrack(t);
+    this.mic = null;
+    this.camera = null;
+    this.screen = null;
+    this.audioOn = false;
+    this.videoOn = false;
+    this.error = null;
+    this.l.onTrack('audio', null);
+    this.l.onTrack('video', null);
+    this.l.onChange();
+  }
+
+  /**
    * @private
    * @param {MediaStreamTrack|null} next
    * @param {() => void} commit

@@ -19,6 +19,7 @@
  * @property {(state: RTCPeerConnectionState) => void} onConnState
  * @property {(count: number) => void} onNegotiated  an offer/answer exchange completed
  * @property {(msg: string, err?: unknown) => void} log
+ * @property {() => boolean} [recvOnly]  a watch-only member: receive, never send
  */
 
 /** How long a connection may stay disconnected or failed before we restart ICE.
@@ -235,8 +236,13 @@ export class PeerLink {
   ensureTransceivers() {
     const kinds = new Set(this.pc.getTransceivers().map((t) => t.receiver.track.kind));
     const local = this.o.local();
+    const recvOnly = this.o.recvOnly?.() ?? false;
     for (const kind of /** @type {const} */ (['audio', 'video'])) {
       if (kinds.has(kind)) continue;
+      if (recvOnly) {
+        this.pc.addTransceiver(kind, { direction: 'recvonly' });
+        continue;
+      }
       const track = local[kind];
       this.pc.addTransceiver(track ?? kind, { direction: 'sendrecv', streams: [local.stream] });
     }
@@ -249,6 +255,7 @@ export class PeerLink {
    */
   async attachLocal() {
     const local = this.o.local();
+    const recvOnly = this.o.recvOnly?.() ?? false;
     /** @type {Set<string>} */
     const done = new Set();
     /** @type {Promise<void>[]} */
@@ -257,6 +264,10 @@ export class PeerLink {
       const kind = t.receiver.track.kind;
       if (done.has(kind) || t.currentDirection === 'stopped') continue;
       done.add(kind);
+      if (recvOnly) {
+        t.direction = 'recvonly';
+        continue;
+      }
       if (t.direction === 'recvonly' || t.direction === 'inactive') t.direction = 'sendrecv';
       const track = kind === 'audio' ? local.audio : local.video;
       if (t.sender.track !== track) pending.push(t.sender.replaceTrack(track));

@@ -16,7 +16,19 @@ export const Close = Object.freeze({
   Protocol: 4504,
   Left: 4505,
   SessionGone: 4506,
+  Refused: 4507, // the host refused entry from the lobby
+  Revoked: 4508, // the guest link was revoked: the session is over
 });
+
+/**
+ * Roles that run the room: they admit guests, present the map, manage
+ * guest links. Staff sessions join as "operator" (or "admin"), room links
+ * as "host"; the server decides anyway, this only shapes the page.
+ * @param {string|undefined} role
+ */
+export function isHostRole(role) {
+  return role === 'host' || role === 'operator' || role === 'admin';
+}
 
 /**
  * Mirrors protocol.ShouldReconnect, plus the transport-level closes that mean
@@ -39,7 +51,12 @@ export function shouldReconnect(code) {
  * @typedef {{from?: string, center: [number, number], zoom: number, commune?: string}} MapView
  *   the map presenter's viewport ([latitude, longitude]) and selected commune
  * @typedef {{peer_id: string, role?: string, resume_token: string, room: string, capacity: number, peers: PeerInfo[],
- *   ice_servers: ICEServer[], resumed: boolean, resume_window_ms: number, ice_transport_policy?: string, presenter?: string, view?: MapView}} Joined
+ *   ice_servers: ICEServer[], resumed: boolean, resume_window_ms: number, ice_transport_policy?: string, presenter?: string, view?: MapView,
+ *   watch_only?: boolean, can?: string[]}} Joined
+ *   watch_only: a guest who came with a "watch only" link: receive only, no annotations;
+ *   can: the room actions this member may take ("room.admit", "room.annotate"…), to hide the others
+ * @typedef {{id: string, name: string, since?: string|number, watch_only?: boolean, label?: string}} LobbyGuest
+ *   one guest waiting in the lobby, as hosts see it (lobby-list)
  * @typedef {{to?: string, from?: string, sdp: string}} SDPMessage
  * @typedef {{to?: string, from?: string, candidate: string, sdpMid?: string|null, sdpMLineIndex?: number|null}} CandidateMessage
  * @typedef {{from?: string, name?: string, text: string, at?: number}} ChatMessage

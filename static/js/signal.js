@@ -23,11 +23,13 @@ const CONNECT_TIMEOUT_MS = 10000;
 
 export class Signaling {
   /**
-   * @param {{url: string, token: string, name: string, handlers: SignalHandlers}} opts
+   * @param {{url: string, token: string, room: string, name: string, handlers: SignalHandlers}} opts
+   *   token: the link's token; '' for a staff session (the socket carries its cookie), which names the room
    */
   constructor(opts) {
     this.url = opts.url;
     this.token = opts.token;
+    this.room = opts.room;
     this.name = opts.name;
     this.h = opts.handlers;
     /** @type {WebSocket|null} */
@@ -85,6 +87,21 @@ export class Signaling {
     }
   }
 
+  /**
+   * Ends the session from this side for a reason the server gave in an
+   * error (refused, revoked) just before closing: its close frame may never
+   * arrive, and nothing must reconnect.
+   * @param {number} code
+   * @param {string} reason
+   */
+  end(code, reason) {
+    if (this.stopped) return;
+    const ws = this.ws;
+    this.ws = null;
+    ws?.close(1000, 'bye');
+    this.finish(code, reason);
+  }
+
   /** Stops everything without telling the server (page unload). */
   stop() {
     this.stopped = true;
@@ -109,7 +126,9 @@ export class Signaling {
       if (this.resumeToken) {
         this.send('resume', { resume_token: this.resumeToken });
       } else {
-        this.send('join', { token: this.token, name: this.name });
+        // A staff session names the room; the server reads who we are from
+        // the cookie the socket was opened with.
+        this.send('join', this.token ? { token: this.token, name: this.name } : { token: '', room: this.room, name: this.name });
       }
     };
     ws.onmessage = (ev) => this.receive(ws, ev);

@@ -2,6 +2,8 @@
 // log. Everything a peer sends (names, chat text) reaches the page through
 // textContent only; markup comes from <template>s in index.html.
 
+import { isHostRole } from './protocol.js';
+
 /**
  * @typedef {import('./protocol.js').PeerState} PeerState
  * @typedef {import('./i18n.js').I18n} I18n
@@ -214,7 +216,8 @@ function personItem(m, i18n) {
   find(li, '.name', HTMLElement).textContent = m.self ? `${m.name} ${i18n.t('people.you')}` : m.name;
   /** @type {string[]} */
   const notes = [];
-  if (m.role === 'host') notes.push(i18n.t('people.host'));
+  if (isHostRole(m.role)) notes.push(i18n.t('people.host'));
+  else if (m.role === 'guest') notes.push(i18n.t('people.guest'));
   if (m.state.screen) notes.push(i18n.t('people.sharing'));
   if (!m.self && m.conn && m.conn !== 'connected') notes.push(i18n.t('people.connecting'));
   find(li, '.meta', HTMLElement).textContent = notes.join(' · ');

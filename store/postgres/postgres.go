@@ -171,6 +171,10 @@ var migrations = []string{
 	);`,
 	// Main courante (mainlog.go).
 	mainlogMigration,
+	// Guest links: uses, lobby, watch-only (links.go).
+	linksMigration,
+	// Staff accounts, sessions, API tokens, access audit log (access.go).
+	accessMigration,
 }
 
 // SchemaVersion is the schema this binary writes.
@@ -258,27 +262,6 @@ func (s *Store) Rooms(ctx context.Context) ([]rooms.RoomInfo, error) {
 		r.CreatedAt = r.CreatedAt.UTC()
 		return r, err
 	})
-}
-
-// CreateLink implements rooms.Store.
-func (s *Store) CreateLink(ctx context.Context, l rooms.Link) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO links(id, hash, kind, scope, role, label, created_at, expires_at, revoked_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		l.ID, l.Hash, l.Kind, l.Scope, l.Role, l.Label, ts(l.CreatedAt), ts(l.ExpiresAt), nullTS(l.RevokedAt))
-	return err
-}
-
-// LinkByHash implements rooms.Store.
-func (s *Store) LinkByHash(ctx context.Context, hash []byte) (rooms.Link, error) {
-	var l rooms.Link
-	var revoked *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT id, hash, kind, scope, role, label, created_at, expires_at, revoked_at FROM links WHERE hash = $1`,
-		hash).Scan(&l.ID, &l.Hash, &l.Kind, &l.Scope, &l.Role, &l.Label, &l.CreatedAt, &l.ExpiresAt, &revoked)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return l, rooms.ErrNotFound
-	}
-	l.CreatedAt, l.ExpiresAt, l.RevokedAt = l.CreatedAt.UTC(), l.ExpiresAt.UTC(), fromNull(revoked)
-	return l, err
 }
 
 // RevokeLink implements rooms.Store; revoking twice keeps the first time.

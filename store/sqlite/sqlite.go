@@ -88,7 +88,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		sql  string
 	}
 	list := []todo{
-		{s.db, &s.stmts.linkByHash, `SELECT id, hash, kind, scope, role, label, created_at, expires_at, revoked_at FROM links WHERE hash = ?`},
+		{s.db, &s.stmts.linkByHash, `SELECT ` + linkCols + ` FROM links WHERE hash = ?`},
 		{s.wdb, &s.stmts.declByKey, `SELECT ` + declCols + ` FROM declarations WHERE declarant = ? AND idem_key = ?`},
 	}
 	for k := range insertSizes {
@@ -203,6 +203,10 @@ var migrations = []string{
 	);`,
 	// Main courante (mainlog.go).
 	mainlogMigration,
+	// Guest links: uses, lobby, watch-only (links.go).
+	linksMigration,
+	// Staff accounts, sessions, API tokens, access audit log (access.go).
+	accessMigration,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -290,26 +294,6 @@ func (s *Store) Rooms(ctx context.Context) ([]rooms.RoomInfo, error) {
 		out = append(out, r)
 	}
 	return out, rows.Err()
-}
-
-// CreateLink implements rooms.Store.
-func (s *Store) CreateLink(ctx context.Context, l rooms.Link) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO links(id, hash, kind, scope, role, label, created_at, expires_at, revoked_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		l.ID, l.Hash, l.Kind, l.Scope, l.Role, l.Label, ms(l.CreatedAt), ms(l.ExpiresAt), ms(l.RevokedAt))
-	return err
-}
-
-// LinkByHash implements rooms.Store.
-func (s *Store) LinkByHash(ctx context.Context, hash []byte) (rooms.Link, error) {
-	var l rooms.Link
-	var c, e, r int64
-	err := s.stmts.linkByHash.QueryRowContext(ctx, hash).Scan(&l.ID, &l.Hash, &l.Kind, &l.Scope, &l.Role, &l.Label, &c, &e, &r)
-	if errors.Is(err, sql.ErrNoRows) {
-		return l, rooms.ErrNotFound
-	}
-	l.CreatedAt, l.ExpiresAt, l.RevokedAt = fromMS(c), fromMS(e), fromMS(r)
-	return l, err
 }
 
 // RevokeLink implements rooms.Store.

@@ -87,7 +87,7 @@ export function parseRetryAfter(v) {
 /**
  * One call to the API with the link's token. It never throws: a network
  * failure or a timeout is status 0, which callers treat as "retry later".
- * @param {string} token
+ * @param {string} token  '' for a staff session: the cookie (reads only; writes need api.js's CSRF header)
  * @param {string} method
  * @param {string} path      below /api/v1
  * @param {unknown} [body]
@@ -97,7 +97,8 @@ export async function api(token, method, path, body) {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), REQUEST_TIMEOUT_MS);
   /** @type {Record<string, string>} */
-  const headers = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
+  const headers = { Accept: 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   try {
     const res = await fetch(`/api/v1${path}`, {

@@ -6,6 +6,7 @@
 import { I18n } from '../i18n.js';
 import { byId, cloneTemplate, find } from '../ui.js';
 import { LogApi, ApiError, el, fmtSize } from '../mainlog-data.js';
+import { getSession, sessionAuth } from '../api.js';
 
 /**
  * @typedef {import('../mainlog-data.js').Entry} Entry
@@ -186,12 +187,19 @@ async function main() {
   const slug = m ? decodeURIComponent(m[1]) : '';
   const token = slug ? readToken(slug) : null;
   const status = byId('status');
-  if (!token) {
+  /** @type {import('../api.js').Auth|null} */
+  let auth = token ? { token, csrf: '' } : null;
+  if (!auth && slug) {
+    // Opened from the staff home or a staff session's room: the cookie.
+    const session = await getSession().catch(() => null);
+    if (session) auth = sessionAuth(session.csrf);
+  }
+  if (!auth) {
     status.textContent = i18n.t('log.print.nolink');
     document.body.dataset.state = 'nolink';
     return;
   }
-  const view = new PrintView(i18n, new LogApi(token), slug);
+  const view = new PrintView(i18n, new LogApi(auth), slug);
   byId('prev').addEventListener('click', () => view.go(view.current - 1));
   byId('next').addEventListener('click', () => view.go(view.current + 1));
   byId('print').addEventListener('click', () => window.print());

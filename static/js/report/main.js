@@ -4,6 +4,7 @@
 // and the full CSV export.
 
 import { api, apiError, byId, el, fragment, clearFragment, frenchDay, addDays, PLACES } from '../declare/common.js';
+import { getSession } from '../api.js';
 
 /**
  * @typedef {import('../declare/common.js').Me} Me
@@ -186,14 +187,14 @@ function render(rep) {
 /**
  * Downloads the export with the token in the header (a plain link could
  * not carry it), then saves the answer as a file.
- * @param {string} token
+ * @param {string} token  '' for a staff session (the cookie)
  */
 async function downloadCSV(token) {
   const btn = /** @type {HTMLButtonElement} */ (byId('csv'));
   btn.disabled = true;
   status('Préparation du fichier…');
   try {
-    const res = await fetch('/api/v1/export.csv', { headers: { Authorization: `Bearer ${token}` }, cache: 'no-store' });
+    const res = await fetch('/api/v1/export.csv', { headers: token ? { Authorization: `Bearer ${token}` } : {}, cache: 'no-store', credentials: 'same-origin' });
     if (!res.ok) {
       let msg = `erreur ${res.status}`;
       try {
@@ -225,9 +226,11 @@ async function downloadCSV(token) {
 }
 
 async function boot() {
-  const token = readToken();
-  if (!token) {
-    message('Ouvrez le lien de la préfecture', 'Le rapport s’ouvre avec le lien d’animateur de la salle de crise (il contient une clé après le signe #).');
+  // A link's token, else the staff session's cookie ('').
+  let token = readToken();
+  if (!token && await getSession().catch(() => null)) token = '';
+  if (token === null) {
+    message('Ouvrez le lien de la préfecture', 'Le rapport s’ouvre avec le lien d’animateur de la salle de crise (il contient une clé après le signe #), ou après connexion sur la page d’accueil.');
     return;
   }
   const r = await api(token, 'GET', '/me');

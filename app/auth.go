@@ -1,0 +1,354 @@
+package app
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/httprate"
+
+	"crisisroom/access"
+	"crisisroom/rooms"
+)
+
+// SessionCookie is the staff session's cookie. The page never reads it
+// (HttpOnly); state-changing requests prove they come from our page with
+// the session's CSRF token in CSRFHeader.
+const (
+	SessionCookie = "crisisroom_session"
+	CSRFHeader    = "X-CSRF-Token"
+)
+
+// errCSRF is a cookie-authenticated change without the page's token.
+var errCSRF = errors.New("csrf token missing or wrong")
+
+// gate is the one door of /api/v1: it finds the route's rule in
+// access.Routes, resolves the caller's credential, applies the rate limits
+// and asks access.Decide. Handlers behind it read the principal with
+// access.FromContext and never look at roles themselves.
+type gate struct {
+	a       *App
+	root    chi.Routes // to find the matched route's pattern before routing
+	perIP   *httprate.RateLimiter
+	perCred *httprate.RateLimiter
+	proxies []netip.Prefix
+}
+
+func (a *App) newGate(root chi.Routes) *gate {
+	g := &gate{a: a, root: root}
+	g.proxies = a.proxies
+	limited := httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "60")
+		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "rate_limited",
+			"message": "Trop de requêtes : réessayez dans une minute."})
+	})
+	if a.cfg.RateIP > 0 {
+		g.perIP = httprate.NewRateLimiter(a.cfg.RateIP, time.Minute, limited)
+	}
+	if a.cfg.RateToken > 0 {
+		g.perCred = httprate.NewRateLimiter(a.cfg.RateToken, time.Minute, limited)
+	}
+	return g
+}
+
+// handler wraps the /api/v1 routes.
+func (g *gate) handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip := g.clientIP(r)
+		if g.perIP != nil && g.perIP.RespondOnLimit(w, r, "ip:"+ip) {
+			return
+		}
+		rctx := chi.NewRouteContext()
+		pattern := g.root.Find(rctx, r.Method, r.URL.Path)
+		rule, known := access.Routes[r.Method+" "+pattern]
+		if !known {
+			// chi names a sub-router's "/" route without its slash when
+			// the path has none (/events/main for /events/{slug}/).
+			rule, known = access.Routes[r.Method+" "+pattern+"/"]
+		}
+		if strings.HasSuffix(pattern, "/*") {
+			pattern = "" // a catch-all (no territory: 503) is not a route of its own
+		}
+		if pattern != "" && !known {
+			// A route nobody decided for: refuse rather than guess.
+			g.a.log.Error("route without an authorization rule", "method", r.Method, "pattern", pattern)
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal", "message": "route without an authorization rule"})
+			return
+		}
+		p, err := g.a.principal(r)
+		switch {
+		case errors.Is(err, errCSRF):
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "csrf",
+				"message": "Requête refusée (jeton anti-falsification absent) : rechargez la page."})
+			return
+		case err != nil && !errors.Is(err, access.ErrUnauthenticated):
+			g.a.log.Error("resolve credential", "err", err)
+			w.Header().Set("Retry-After", "2")
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable",
+				"message": "Service momentanément indisponible : réessayez."})
+			return
+		}
+		if p != nil && g.perCred != nil && g.perCred.RespondOnLimit(w, r, "cred:"+p.Kind+":"+p.ID) {
+			return
+		}
+		if !known {
+			// No such route: chi answers 404 or 405, but only to a caller
+			// who is someone, so that the API's shape is not public.
+			rule = access.Rule{Action: access.Authenticated}
+		}
+		if err := access.Decide(p, rule.Action, g.a.chain(rctx, rule.Scope)); err != nil {
+			if errors.Is(err, access.ErrUnauthenticated) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="crisisroom"`)
+				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthenticated",
+					"message": "Lien ou session absent, inconnu, expiré ou révoqué."})
+				return
+			}
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden",
+				"message": "Votre rôle ne permet pas cette action."})
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(access.WithPrincipal(r.Context(), p)))
+	})
+}
+
+// chain is the event a request acts in and its ancestors.
+func (a *App) chain(rctx *chi.Context, s access.Scope) []string {
+	switch s {
+	case access.ScopeTerritory:
+		return []string{access.MainEvent}
+	case access.ScopeEvent:
+		return a.EventChain(rctx.URLParam("slug"))
+	}
+	return nil
+}
+
+// EventChain is an event's slug followed by its ancestors' (a room's name
+// is its event's slug). An unknown slug is its own chain: only a global
+// role or a direct membership can reach it.
+func (a *App) EventChain(slug string) []string {
+	if a.Mainlog == nil || slug == "" {
+		return []string{slug}
+	}
+	return a.Mainlog.Chain(slug)
+}
+
+// principal resolves the request's credential: a bearer token (a link or
+// an API token) or the session cookie. No credential is (nil, nil).
+func (a *App) principal(r *http.Request) (*access.Principal, error) {
+	if tok := bearer(r); tok != "" {
+		return a.bearerPrincipal(r.Context(), tok)
+	}
+	c, err := r.Cookie(SessionCookie)
+	if err != nil || c.Value == "" {
+		return nil, nil
+	}
+	p, s, err := a.sessionPrincipal(r.Context(), c.Value)
+	if err != nil {
+		return nil, err
+	}
+	if unsafeMethod(r.Method) {
+		got := r.Header.Get(CSRFHeader)
+		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.CSRF)) != 1 {
+			return nil, errCSRF
+		}
+	}
+	return p, nil
+}
+
+func unsafeMethod(m string) bool {
+	return m != http.MethodGet && m != http.MethodHead && m != http.MethodOptions
+}
+
+// bearerPrincipal: a link first (the common case: mayors, room members),
+// then an API token.
+func (a *App) bearerPrincipal(ctx context.Context, tok string) (*access.Principal, error) {
+	if len(tok) > 256 {
+		return nil, access.ErrUnauthenticated
+	}
+	hash := rooms.HashSecret(tok)
+	l, err := a.be.Store.LinkByHash(ctx, hash)
+	switch {
+	case err == nil:
+		return linkPrincipal(l, time.Now())
+	case !errors.Is(err, rooms.ErrNotFound):
+		return nil, fmt.Errorf("look up link: %w", err)
+	}
+	t, err := a.be.Store.Access().TokenByHash(ctx, hash)
+	if errors.Is(err, access.ErrNotFound) {
+		return nil, access.ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up token: %w", err)
+	}
+	if !t.RevokedAt.IsZero() || !time.Now().Before(t.ExpiresAt) {
+		return nil, access.ErrUnauthenticated
+	}
+	u, err := a.be.Store.Access().UserByID(ctx, t.UserID)
+	if errors.Is(err, access.ErrNotFound) || (err == nil && !u.DisabledAt.IsZero()) {
+		return nil, access.ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up token's user: %w", err)
+	}
+	p := &access.Principal{Kind: access.KindToken, ID: t.ID, UserID: u.ID, Name: u.Name + " (jeton " + t.Label + ")", Roles: map[string]access.Role{}}
+	if t.Event == "" {
+		p.Global = t.Role
+	} else {
+		p.Roles[t.Event] = t.Role
+	}
+	return p, nil
+}
+
+// linkPrincipal turns a live link into its principal.
+func linkPrincipal(l rooms.Link, now time.Time) (*access.Principal, error) {
+	if !l.RevokedAt.IsZero() || !now.Before(l.ExpiresAt) {
+		return nil, access.ErrUnauthenticated
+	}
+	switch l.Kind {
+	case KindCommune:
+		return access.LinkPrincipal(l.ID, l.Label, "", access.Declarant, l.Scope, false), nil
+	case rooms.KindRoom, rooms.KindGuest:
+		role, ok := access.ParseRole(l.Role)
+		if !ok || role == access.Admin || role == access.Declarant {
+			return nil, access.ErrUnauthenticated // a link never makes an admin
+		}
+		if l.Kind == rooms.KindGuest {
+			role = access.Guest
+		}
+		return access.LinkPrincipal(l.ID, l.Label, l.Scope, role, "", l.WatchOnly), nil
+	}
+	return nil, access.ErrUnauthenticated
+}
+
+// sessionPrincipal resolves a session cookie's value.
+func (a *App) sessionPrincipal(ctx context.Context, cookie string) (*access.Principal, access.Session, error) {
+	if len(cookie) > 256 {
+		return nil, access.Session{}, access.ErrUnauthenticated
+	}
+	st := a.be.Store.Access()
+	s, err := st.SessionByHash(ctx, rooms.HashSecret(cookie))
+	if errors.Is(err, access.ErrNotFound) {
+		return nil, s, access.ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, s, fmt.Errorf("look up session: %w", err)
+	}
+	if !time.Now().Before(s.ExpiresAt) {
+		return nil, s, access.ErrUnauthenticated
+	}
+	u, err := st.UserByID(ctx, s.UserID)
+	if errors.Is(err, access.ErrNotFound) || (err == nil && !u.DisabledAt.IsZero()) {
+		return nil, s, access.ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, s, fmt.Errorf("look up user: %w", err)
+	}
+	ms, err := st.Memberships(ctx, u.ID)
+	if err != nil {
+		return nil, s, fmt.Errorf("memberships: %w", err)
+	}
+	return userPrincipal(u, ms), s, nil
+}
+
+func userPrincipal(u access.User, ms []access.Membership) *access.Principal {
+	p := &access.Principal{Kind: access.KindSession, ID: u.ID, UserID: u.ID, Name: u.Name, Roles: map[string]access.Role{}}
+	if u.Admin {
+		p.Global = access.Admin
+	}
+	for _, m := range ms {
+		p.Roles[m.Event] = m.Role
+	}
+	return p
+}
+
+// clientIP is the request's peer, or the client a trusted proxy names in
+// X-Forwarded-For (the rightmost address not itself a trusted proxy).
+func (g *gate) clientIP(r *http.Request) string { return clientIP(r, g.proxies) }
+
+func clientIP(r *http.Request, proxies []netip.Prefix) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil || !trusted(addr, proxies) {
+		return host
+	}
+	hops := strings.Split(r.Header.Get("X-Forwarded-For"), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		if !trusted(a, proxies) {
+			return a.String()
+		}
+	}
+	return host
+}
+
+func trusted(a netip.Addr, proxies []netip.Prefix) bool {
+	for _, p := range proxies {
+		if p.Contains(a.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// wsPrincipal is the staff session a WebSocket is opened with, if any: a
+// logged-in user joins a room of their events without a link. (The
+// Origin check stands in for the CSRF token here: a socket cannot be
+// opened from another site's page.)
+func (a *App) wsPrincipal(r *http.Request) *access.Principal {
+	c, err := r.Cookie(SessionCookie)
+	if err != nil || c.Value == "" {
+		return nil
+	}
+	p, _, err := a.sessionPrincipal(r.Context(), c.Value)
+	if err != nil {
+		if !errors.Is(err, access.ErrUnauthenticated) {
+			a.log.Warn("websocket session lookup failed", "err", err)
+		}
+		return nil
+	}
+	return p
+}
+
+// onAdmission records a lobby decision in the access audit log and in the
+// event's main courante (a system entry: the legal trace says who let whom
+// into the briefing).
+func (a *App) onAdmission(room, guest, linkID, by string, admitted bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	action, verb := "guest_refused", "refusé(e)"
+	if admitted {
+		action, verb = "guest_admitted", "admis(e)"
+	}
+	a.audit(ctx, access.AuditEntry{Actor: by, Action: action, Target: room, Detail: guest + " (lien " + linkID + ")"})
+	if a.Mainlog == nil {
+		return
+	}
+	if _, err := a.Mainlog.Event(ctx, room); err != nil {
+		return // a room without an event of its own
+	}
+	text := fmt.Sprintf("Invité « %s » %s dans la salle par %s.", guest, verb, by)
+	key := fmt.Sprintf("lobby:%s:%d", linkID, time.Now().UnixNano())
+	if _, err := a.Mainlog.System(ctx, room, text, "", key); err != nil {
+		a.log.Error("main courante: admission not logged", "room", room, "err", err)
+	}
+}
+
+// onKicked records a credential's revocation taking effect on a member.
+func (a *App) onKicked(room, name, kind, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a.audit(ctx, access.AuditEntry{Actor: "system", Action: "member_kicked", Target: room, Detail: name + " (" + kind + " " + id + ")"})
+}

@@ -1,0 +1,231 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"crisisroom/access"
+	"crisisroom/rooms"
+)
+
+// loginLimiter slows password guessing (access.LoginLimiter).
+type loginLimiter interface {
+	Allow(account, ip string, now time.Time) (ok bool, retryAfter time.Duration)
+	Record(account, ip string, success bool, now time.Time)
+}
+
+// sessionBody is what login and GET /session answer: who the caller is,
+// the CSRF token its page must send back, and where it belongs.
+type sessionBody struct {
+	User        access.User         `json:"user"`
+	CSRF        string              `json:"csrf,omitempty"`
+	Memberships []access.Membership `json:"memberships"`
+	Kind        string              `json:"kind"`
+}
+
+// mountSession registers login, logout and "who am I".
+func (a *App) mountSession(r chi.Router) {
+	r.Post("/session", a.login)
+	r.Get("/session", a.whoami)
+	r.Delete("/session", a.logout)
+	r.Post("/session/logout-all", a.logoutAll)
+}
+
+func (a *App) login(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Login    string `json:"login"`
+		Password string `json:"password"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
+	if err := dec.Decode(&in); err != nil || in.Login == "" || in.Password == "" || len(in.Login) > 64 || len(in.Password) > 1024 {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid", "message": "Identifiant et mot de passe requis."})
+		return
+	}
+	ip, now := clientIP(r, a.proxies), time.Now()
+	login, lerr := access.NormalizeLogin(in.Login)
+	if lerr != nil {
+		login = "?" // no account has it: checked (and limited) like an unknown login
+	}
+	if ok, wait := a.limiter.Allow(login, ip, now); !ok {
+		secs := int(wait.Round(time.Second).Seconds()) + 1
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		a.audit(r.Context(), access.AuditEntry{Actor: login, Action: "login_throttled", IP: ip})
+		writeJSON(w, http.StatusTooManyRequests, map[string]any{"error": "rate_limited", "retry_after_s": secs,
+			"message": "Trop de tentatives : réessayez dans " + strconv.Itoa(secs) + " s."})
+		return
+	}
+	st := a.be.Store.Access()
+	u, err := st.UserByLogin(r.Context(), login)
+	if lerr != nil {
+		err = access.ErrNotFound
+	}
+	if err != nil && !errors.Is(err, access.ErrNotFound) {
+		a.unavailable(w, "look up user", err)
+		return
+	}
+	good := false
+	if err == nil {
+		good, err = a.hasher.Check(r.Context(), u.PasswordHash, in.Password)
+		if err != nil {
+			a.log.Error("password check failed", "user", u.ID, "err", err)
+		}
+	} else {
+		_ = a.hasher.DummyCheck(r.Context(), in.Password) // same time for an unknown login
+	}
+	if good && !u.DisabledAt.IsZero() {
+		good = false
+	}
+	a.limiter.Record(login, ip, good, now)
+	if !good {
+		a.audit(r.Context(), access.AuditEntry{Actor: login, Action: "login_failed", IP: ip})
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "bad_credentials", "message": "Identifiant ou mot de passe incorrect."})
+		return
+	}
+	plain, hash := rooms.NewSecret()
+	csrf, _ := rooms.NewSecret()
+	s := access.Session{Hash: hash, UserID: u.ID, CSRF: csrf, CreatedAt: now.UTC(), ExpiresAt: now.Add(a.cfg.SessionTTL).UTC(),
+		IP: ip, UserAgent: truncate(r.UserAgent(), 200)}
+	if err := st.CreateSession(r.Context(), s); err != nil {
+		a.unavailable(w, "create session", err)
+		return
+	}
+	http.SetCookie(w, a.sessionCookie(r, plain, a.cfg.SessionTTL))
+	a.audit(r.Context(), access.AuditEntry{Actor: u.Login, Action: "login", IP: ip})
+	ms, _ := st.Memberships(r.Context(), u.ID)
+	writeJSON(w, http.StatusOK, sessionBody{User: u, CSRF: csrf, Memberships: nonNil(ms), Kind: access.KindSession})
+}
+
+// sessionCookie: HttpOnly (no script reads it), SameSite=Lax (not sent on
+// cross-site subrequests; a link followed from a mail still finds the
+// user logged in), Secure whenever the page is served over TLS.
+func (a *App) sessionCookie(r *http.Request, value string, ttl time.Duration) *http.Cookie {
+	secure := r.TLS != nil || strings.HasPrefix(a.cfg.PublicURL, "https://")
+	c := &http.Cookie{Name: SessionCookie, Value: value, Path: "/", HttpOnly: true, Secure: secure,
+		SameSite: http.SameSiteLaxMode, MaxAge: int(ttl.Seconds())}
+	if ttl <= 0 {
+		c.MaxAge = -1
+	}
+	return c
+}
+
+func (a *App) whoami(w http.ResponseWriter, r *http.Request) {
+	p := access.FromContext(r.Context())
+	if p.Kind != access.KindSession {
+		// A link or token: say what it is, without account details.
+		writeJSON(w, http.StatusOK, sessionBody{User: access.User{ID: p.ID, Name: p.Name, Admin: p.Global == access.Admin},
+			Memberships: rolesOf(p), Kind: p.Kind})
+		return
+	}
+	st := a.be.Store.Access()
+	u, err := st.UserByID(r.Context(), p.UserID)
+	if err != nil {
+		a.unavailable(w, "look up user", err)
+		return
+	}
+	c, _ := r.Cookie(SessionCookie)
+	s, err := st.SessionByHash(r.Context(), rooms.HashSecret(c.Value))
+	if err != nil {
+		a.unavailable(w, "look up session", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sessionBody{User: u, CSRF: s.CSRF, Memberships: rolesOf(p), Kind: p.Kind})
+}
+
+func rolesOf(p *access.Principal) []access.Membership {
+	out := []access.Membership{}
+	for ev, r := range p.Roles {
+		out = append(out, access.Membership{UserID: p.UserID, Event: ev, Role: r})
+	}
+	return out
+}
+
+func (a *App) logout(w http.ResponseWriter, r *http.Request) {
+	p := access.FromContext(r.Context())
+	if c, err := r.Cookie(SessionCookie); err == nil && p.Kind == access.KindSession {
+		if err := a.be.Store.Access().DeleteSession(r.Context(), rooms.HashSecret(c.Value)); err != nil {
+			a.unavailable(w, "delete session", err)
+			return
+		}
+		a.audit(r.Context(), access.AuditEntry{Actor: p.Name, Action: "logout", IP: clientIP(r, a.proxies)})
+	}
+	http.SetCookie(w, a.sessionCookie(r, "", 0))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// logoutAll ends every session of the caller's account, on every device.
+func (a *App) logoutAll(w http.ResponseWriter, r *http.Request) {
+	p := access.FromContext(r.Context())
+	if p.UserID == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid", "message": "Réservé aux comptes du personnel."})
+		return
+	}
+	n, err := a.be.Store.Access().DeleteUserSessions(r.Context(), p.UserID)
+	if err != nil {
+		a.unavailable(w, "delete sessions", err)
+		return
+	}
+	// The rooms and feeds the account's sockets hold end too: logging out
+	// everywhere is for a lost phone.
+	kicked := a.Rooms.KickPrincipal(access.KindSession, p.UserID)
+	a.audit(r.Context(), access.AuditEntry{Actor: p.Name, Action: "logout_all", IP: clientIP(r, a.proxies),
+		Detail: strconv.Itoa(n) + " sessions, " + strconv.Itoa(kicked) + " connections"})
+	http.SetCookie(w, a.sessionCookie(r, "", 0))
+	writeJSON(w, http.StatusOK, map[string]int{"ended": n})
+}
+
+// audit records an access event; a failure to record is logged, never
+// shown to the user (the action itself has happened).
+func (a *App) audit(ctx context.Context, e access.AuditEntry) {
+	if e.At.IsZero() {
+		e.At = time.Now().UTC()
+	}
+	if err := a.be.Store.Access().Audit(context.WithoutCancel(ctx), e); err != nil {
+		a.log.Error("audit log write failed", "action", e.Action, "actor", e.Actor, "err", err)
+	}
+}
+
+func (a *App) unavailable(w http.ResponseWriter, what string, err error) {
+	a.log.Error(what, "err", err)
+	w.Header().Set("Retry-After", "2")
+	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable", "message": "Service momentanément indisponible : réessayez."})
+}
+
+// sweepSessions deletes expired sessions now and then (a lookup already
+// refuses them; this keeps the table small).
+func (a *App) sweepSessions(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := a.be.Store.Access().DeleteExpiredSessions(ctx, time.Now()); err != nil {
+			a.log.Warn("expired sessions not swept", "err", err)
+		} else if n > 0 {
+			a.log.Info("expired sessions swept", "count", n)
+		}
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

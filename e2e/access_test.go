@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"crisisroom/access"
+	"crisisroom/app"
+	"crisisroom/mainlog"
+	"crisisroom/rooms"
+)
+
+// TestGuestLobbyInBrowsers is the issue's browser proof: an operator logs
+// in, creates a guest link with a lobby in the room; a second browser
+// opens it and waits; the operator admits it and it sees the room; the
+// operator revokes the link and the guest's page says the session has
+// ended, within a second.
+func TestGuestLobbyInBrowsers(t *testing.T) {
+	began := time.Now()
+	srv := startServer(t, 6, 30*time.Second)
+	ctx := context.Background()
+	const password = "une phrase de passe assez longue"
+	hash, err := access.HashPasswordParams(password, access.TestParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := access.User{ID: rooms.NewID(), Login: "chef", Name: "Chef de salle", PasswordHash: hash, CreatedAt: time.Now()}
+	if err := srv.be.Store.Access().CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.be.Store.Access().SetMembership(ctx, access.Membership{UserID: u.ID, Event: app.MainRoom, Role: access.Operator}); err != nil {
+		t.Fatal(err)
+	}
+	browser := newBrowser(t)
+	dir := artifactsDir(t)
+	base := "http://" + srv.proxy.addr()
+
+	// The operator logs in at the site root and enters the room with the
+	// session (no link).
+	op := openPage(t, browser, "operator")
+	op.do("open the home page", 15*time.Second, chromedp.Navigate(base+"/"))
+	op.waitFor("the login form", `!document.getElementById('view-login').hidden`, 10*time.Second)
+	op.do("log in", 10*time.Second, chromedp.SetValue(chromedp.CSS("#login"), "chef"),
+		chromedp.SetValue(chromedp.CSS("#password"), password), chromedp.Click(chromedp.CSS("#login-submit")))
+	op.waitFor("the user's events", `document.querySelectorAll('#events li').length > 0 && document.getElementById('hello').textContent.includes('Chef de salle')`, 10*time.Second)
+	op.do("open the room", 15*time.Second, chromedp.Navigate(base+"/r/main"))
+	op.waitFor("the pre-join view", `!document.getElementById('view-prejoin').hidden && document.getElementById('name').value === 'Chef de salle'`, 15*time.Second)
+	op.do("join", 10*time.Second, chromedp.Click(chromedp.CSS("#join")))
+	op.waitFor("in the room", `document.getElementById('conn').dataset.status === 'open' && !document.getElementById('view-room').hidden`, 15*time.Second)
+
+	// A guest link with a lobby (checked by default), one hour.
+	op.do("open the guest links panel", 10*time.Second, chromedp.Click(chromedp.CSS("#ctl-people")))
+	op.waitFor("the guests button", `!document.getElementById('guests-open').hidden`, 5*time.Second)
+	op.do("guests", 5*time.Second, chromedp.Click(chromedp.CSS("#guests-open")))
+	op.waitFor("the guest link form", `!document.getElementById('guest-form').hidden && document.getElementById('guest-form').offsetParent !== null`, 5*time.Second)
+	if !eval[bool](op, `document.getElementById('guest-lobby').checked`) {
+		t.Errorf("the lobby is not checked by default")
+	}
+	op.do("create a guest link", 10*time.Second, chromedp.SetValue(chromedp.CSS("#guest-label"), "ARS astreinte"),
+		chromedp.Click(chromedp.CSS(`input[name="guest-duration"][value="60"]`)), chromedp.Click(chromedp.CSS("#guest-create")))
+	op.waitFor("the link's URL", `document.getElementById('guest-url').value.includes('/r/main#t=')`, 10*time.Second)
+	link := eval[string](op, `document.getElementById('guest-url').value`)
+
+	// The guest opens it, gives a name and waits in the lobby: nothing of
+	// the room reaches it.
+	guest := openPage(t, browser, "guest (ARS)")
+	guest.do("open the guest link", 15*time.Second, chromedp.Navigate(link))
+	guest.waitFor("the pre-join view", `!document.getElementById('view-prejoin').hidden`, 15*time.Second)
+	guest.do("ask to enter", 10*time.Second, chromedp.SetValue(chromedp.CSS("#name"), "Dr Martin – ARS"), chromedp.Click(chromedp.CSS("#join")))
+	guest.waitFor("the lobby", `!document.getElementById('view-lobby').hidden && document.getElementById('view-room').hidden`, 10*time.Second)
+	screenshot(t, guest, dir, "guest-lobby.png")
+	op.waitFor("the waiting guest", `[...document.querySelectorAll('#waiting li')].some((li) => li.textContent.includes('Dr Martin'))`, 10*time.Second)
+	if n := eval[int](guest, `document.querySelectorAll('#grid .tile:not(.self)').length`); n != 0 {
+		t.Errorf("the waiting guest sees %d participants", n)
+	}
+
+	// Admitted: the guest is in the room and sees the operator.
+	op.do("admit", 5*time.Second, chromedp.Click(chromedp.CSS("#waiting li .wait-admit")))
+	guest.waitFor("the room", `!document.getElementById('view-room').hidden && document.getElementById('conn').dataset.status === 'open'`, 15*time.Second)
+	guest.waitFor("the operator's tile", `document.querySelectorAll('#grid .tile:not(.self)').length === 1`, 15*time.Second)
+	op.waitFor("the guest's tile", `document.querySelectorAll('#grid .tile:not(.self)').length === 1`, 15*time.Second)
+	screenshot(t, guest, dir, "guest-admitted.png")
+
+	// Revoked: the guest's page ends, for good.
+	op.do("the guest links tab", 5*time.Second, chromedp.Click(chromedp.CSS("#tab-guests")))
+	op.waitFor("the active link", `document.querySelector('#guest-list li[data-state="active"] .gl-revoke') !== null`, 10*time.Second)
+	op.do("arm revoke", 5*time.Second, chromedp.Click(chromedp.CSS(`#guest-list li[data-state="active"] .gl-revoke`)))
+	clicked := time.Now()
+	op.do("confirm revoke", 5*time.Second, chromedp.Click(chromedp.CSS(`#guest-list li[data-state="active"] .gl-revoke`)))
+	guest.waitFor("the ended page", `!document.getElementById('view-final').hidden && document.getElementById('view-final').dataset.code === '4508'`, 5*time.Second)
+	kicked := time.Since(clicked)
+	t.Logf("revocation → guest's page ended: %v (click to final page, through the DELETE and the socket)", kicked.Round(time.Millisecond))
+	if kicked > 2*time.Second { // the server's part is within a second; the rest is the browser's polling
+		t.Errorf("the guest was shown out after %v", kicked)
+	}
+	if title := eval[string](guest, `document.getElementById('final-title').textContent`); title == "" {
+		t.Errorf("the ended page has no title")
+	}
+	op.waitFor("the guest gone from the operator's grid", `document.querySelectorAll('#grid .tile:not(.self)').length === 0`, 10*time.Second)
+	screenshot(t, guest, dir, "guest-revoked.png")
+
+	// The admission is in the audit log and in the main courante.
+	entries, err := srv.be.Store.Access().AuditLog(ctx, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audited []string
+	for _, e := range entries {
+		audited = append(audited, e.Action)
+	}
+	for _, want := range []string{"login", "link_created", "guest_admitted", "link_revoked"} {
+		if !strings.Contains(strings.Join(audited, " "), want) {
+			t.Errorf("audit log lacks %s: %v", want, audited)
+		}
+	}
+	actor := mainlog.Actor{ID: "e2e", Label: "e2e", P: access.LinkPrincipal("e2e", "e2e", app.MainRoom, access.Operator, "", false)}
+	log, err := srv.app.Mainlog.List(ctx, actor, app.MainRoom, mainlog.Query{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range log {
+		if e.Kind == mainlog.KindSystem && strings.Contains(e.Text, "Dr Martin") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the main courante does not record the admission")
+	}
+	for _, p := range []*page{op, guest} {
+		p.checkClean()
+	}
+	t.Logf("total %v", time.Since(began).Round(time.Millisecond))
+}

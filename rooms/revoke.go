@@ -1,0 +1,125 @@
+package rooms
+
+// Revocation: a link revoked, an API token revoked, a user logged out
+// everywhere. Whoever came through that credential loses its seat (or its
+// place in the lobby) at once, on every instance, with a final close: its
+// resume token dies with the seat.
+
+import (
+	"context"
+	"time"
+
+	"crisisroom/access"
+)
+
+// revokedMemory is how long a revoked credential is remembered here: longer
+// than any entry takes between its check and its seat (JoinWait, a store
+// call), so that one checked before the revocation is not seated after
+// the kick.
+const revokedMemory = time.Minute
+
+// RevokeLink revokes a link in the store, then ends every seat and lobby
+// place that came through it, here and (cluster mode) on every other
+// instance. ErrNotFound for an unknown link.
+func (m *Manager) RevokeLink(ctx context.Context, id string) error {
+	if err := m.store.RevokeLink(ctx, id, m.cfg.Now()); err != nil {
+		return err
+	}
+	m.KickPrincipal(access.KindLink, id)
+	return nil
+}
+
+// KickPrincipal ends every seat and lobby place of the principal (kind and
+// id as in access.Principal: a link's or token's id, a session's user),
+// here and on the other instances, with close code 4508 after an error
+// "revoked". It returns how many this instance ended. Links and tokens
+// are remembered for a while so that an entry in flight cannot slip
+// through; a user's sessions are not (the user may log in again at once).
+func (m *Manager) KickPrincipal(kind, id string) int {
+	m.mu.Lock()
+	kicked := m.kickLocked(kind, id)
+	m.announceLocked(event{Kind: evKick, Key: kind, ID: id})
+	m.mu.Unlock()
+	m.afterKick(kind, id, kicked)
+	return len(kicked)
+}
+
+// WatchKicks registers fn, called (outside the rooms' lock) with every
+// principal kicked, here or announced by another instance: signaling
+// closes the sockets that watch the map or the log with it.
+func (m *Manager) WatchKicks(fn func(kind, id string)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.kickHooks = append(m.kickHooks, fn)
+}
+
+type kickedOne struct{ room, name string }
+
+// kickLocked ends this instance's seats and lobby places of a principal.
+func (m *Manager) kickLocked(kind, id string) []kickedOne {
+	now := time.Now()
+	if kind != access.KindSession {
+		for k, until := range m.revoked {
+			if now.After(until) {
+				delete(m.revoked, k)
+			}
+		}
+		m.revoked[kind+":"+id] = now.Add(revokedMemory)
+	}
+	match := func(p *access.Principal) bool { return p != nil && p.Kind == kind && p.ID == id }
+	var out []kickedOne
+	for _, r := range m.rooms {
+		for _, o := range r.members { // removeLocked deletes from the map: fine while ranging
+			if o.inst != "" || o.gone || !match(o.Principal) {
+				continue
+			}
+			if o.peer != nil {
+				refuse(o.peer, "", ErrRevoked)
+			}
+			m.removeLocked(o)
+			out = append(out, kickedOne{r.name, o.Name})
+		}
+		changed := false
+		for wid, w := range r.lobby {
+			if !match(w.e.Principal) {
+				continue
+			}
+			delete(r.lobby, wid)
+			w.state = waitGone
+			refuse(w.e.Peer, w.e.ReqID, ErrRevoked)
+			changed = true
+			out = append(out, kickedOne{r.name, w.Name})
+		}
+		if changed {
+			m.lobbyChangedLocked(r)
+		}
+	}
+	if len(out) > 0 {
+		m.log.Info("kicked for a revoked credential", "kind", kind, "id", id, "count", len(out))
+	}
+	return out
+}
+
+// afterKick runs the hooks, outside the lock.
+func (m *Manager) afterKick(kind, id string, kicked []kickedOne) {
+	m.mu.Lock()
+	hooks := m.kickHooks
+	m.mu.Unlock()
+	for _, h := range hooks {
+		h(kind, id)
+	}
+	if m.cfg.OnKicked != nil {
+		for _, k := range kicked {
+			m.cfg.OnKicked(k.room, k.name, kind, id)
+		}
+	}
+}
+
+// revokedLocked tells whether p was revoked lately.
+func (m *Manager) revokedLocked(p *access.Principal) bool {
+	if p == nil || len(m.revoked) == 0 {
+		return false
+	}
+	until, ok := m.revoked[p.Kind+":"+p.ID]
+	return ok && time.Now().Before(until)
+}
