@@ -153,11 +153,16 @@ const (
 )
 
 // RoleIn is the principal's role in an event given its ancestors (nearest
-// first): a direct membership wins over one inherited from above; the
-// global role holds where there is neither.
+// first): an administrator is one everywhere, whatever its memberships;
+// otherwise a direct membership wins over one inherited from above, and
+// the global role (a token's without an event) holds where there is
+// neither.
 func (p *Principal) RoleIn(chain []string) (Role, bool) {
 	if p == nil {
 		return "", false
+	}
+	if p.Global == Admin {
+		return Admin, true
 	}
 	for _, ev := range chain {
 		if r, ok := p.Roles[ev]; ok {

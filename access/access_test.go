@@ -12,6 +12,7 @@ func TestDecide(t *testing.T) {
 	op := &Principal{Kind: KindSession, ID: "u2", Roles: map[string]Role{"main": Operator}}
 	subOnly := &Principal{Kind: KindSession, ID: "u3", Roles: map[string]Role{"crue": Participant}}
 	mixed := &Principal{Kind: KindSession, ID: "u4", Roles: map[string]Role{"main": Participant, "crue": Operator}}
+	adminMember := &Principal{Kind: KindSession, ID: "u5", Global: Admin, Roles: map[string]Role{"main": Participant}}
 	watcher := LinkPrincipal("l1", "ARS", "main", Guest, "", true)
 	guest := LinkPrincipal("l2", "SDIS", "main", Guest, "", false)
 	mayor := LinkPrincipal("l3", "Mairie", "", Declarant, "56121", false)
@@ -28,6 +29,7 @@ func TestDecide(t *testing.T) {
 		{"nobody, log", nil, LogRead, []string{"main"}, ErrUnauthenticated},
 		{"admin anywhere", admin, LogManage, []string{"other"}, nil},
 		{"admin users", admin, UsersManage, nil, nil},
+		{"an admin's membership does not demote it", adminMember, RoomAdmit, []string{"main"}, nil},
 		{"operator users", op, UsersManage, nil, ErrForbidden},
 		{"operator inherits into a sub-event", op, LogManage, sub, nil},
 		{"operator of main, another event", op, LogRead, []string{"other"}, ErrForbidden},

@@ -279,6 +279,7 @@ func (a *App) revokeToken(w http.ResponseWriter, r *http.Request) {
 		a.unavailable(w, "revoke token", err)
 		return
 	}
+	a.Rooms.KickPrincipal(access.KindToken, id) // and whatever it holds open, at once
 	p := access.FromContext(r.Context())
 	a.audit(r.Context(), access.AuditEntry{Actor: p.Name, Action: "token_revoked", Target: id, IP: clientIP(r, a.proxies)})
 	w.WriteHeader(http.StatusNoContent)
