@@ -30,10 +30,13 @@ const input = (id) => find(document, `#${id}`, HTMLInputElement);
 
 export class MainLog {
   /**
-   * @param {{i18n: I18n, auth: import('./api.js').Auth, send: (type: string, data: any) => string|null, name: () => string}} opts
+   * @param {{i18n: I18n, auth: import('./api.js').Auth, send: (type: string, data: any) => string|null, name: () => string,
+   *   annotations?: () => Array<{id: string, label?: string, kind?: string}>}} opts
    */
   constructor(opts) {
     this.i18n = opts.i18n;
+    /** The map's annotations, to link an entry to one of them. */
+    this.annotations = opts.annotations ?? (() => []);
     this.send = opts.send;
     this.name = opts.name;
     this.auth = opts.auth;
@@ -352,6 +355,20 @@ export class MainLog {
   }
 
   /** @private */
+  fillAnnotations() {
+    const sel = find(document, '#mlog-annotation', HTMLSelectElement);
+    const keep = sel.value;
+    while (sel.options.length > 1) sel.remove(1);
+    for (const a of this.annotations()) {
+      const o = document.createElement('option');
+      o.value = a.id;
+      o.textContent = a.label || `${a.kind ?? ''} ${a.id.slice(0, 6)}`; // textContent: labels are user text
+      sel.add(o);
+    }
+    sel.value = [...sel.options].some((o) => o.value === keep) ? keep : '';
+  }
+
+  /** @private */
   canWrite() {
     return isHostRole(this.role) || this.role === 'participant';
   }
@@ -377,6 +394,10 @@ export class MainLog {
     filters.addEventListener('change', () => this.readFilters());
     filters.addEventListener('reset', () => setTimeout(() => this.readFilters(), 0));
     byId('mlog-more').addEventListener('click', () => void this.older());
+    // The annotations change while the meeting goes on: the list is built
+    // when the writer opens it.
+    byId('mlog-annotation').addEventListener('focus', () => this.fillAnnotations());
+    byId('mlog-annotation').addEventListener('pointerdown', () => this.fillAnnotations());
     byId('mlog-print').addEventListener('click', () => {
       const p = filterParams(this.filters);
       // A staff session needs no fragment: the printable view rides on the cookie.
@@ -489,6 +510,8 @@ export class MainLog {
     };
     if (when) entry.event_time = new Date(when).toISOString();
     if (input('mlog-commune').value.trim()) entry.commune = input('mlog-commune').value.trim();
+    const ann = find(document, '#mlog-annotation', HTMLSelectElement).value;
+    if (ann) entry.annotation = ann;
     if (this.correcting) entry.corrects = this.correcting;
     const send = find(document, '#mlog-send', HTMLButtonElement);
     send.disabled = true;

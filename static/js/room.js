@@ -212,7 +212,8 @@ export class RoomApp {
     show('room');
     this.localChanged();
     this.startMap();
-    this.log = new MainLog({ i18n: this.i18n, auth: this.auth, send: (type, data) => this.sig?.send(type, data) ?? null, name: () => this.selfName });
+    this.log = new MainLog({ i18n: this.i18n, auth: this.auth, send: (type, data) => this.sig?.send(type, data) ?? null, name: () => this.selfName,
+      annotations: () => [...(this.map?.ann.items.values() ?? [])] });
     void this.log.start();
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     this.sig = new Signaling({
