@@ -2,7 +2,9 @@ package declarations
 
 import (
 	"math"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -100,27 +102,50 @@ type CommuneState struct {
 	Last7ByPlace map[string]int `json:"last7_by_place"`
 }
 
-// series returns date → counts for a commune, or summed over all for "".
-// Callers hold s.mu.
-func (s *Service) seriesLocked(code string) map[string][4]int {
-	out := map[string][4]int{}
-	add := func(days map[string]*[4]int) {
-		for d, c := range days {
-			v := out[d]
-			for i := range v {
-				v[i] += c[i]
-			}
-			out[d] = v
-		}
+// dayWindow is today and the days before it that states and alert rules
+// look at, as date strings: made once a day instead of once per lookup.
+type dayWindow struct {
+	today string
+	days  []string // days[i] is i days before today; days[0] is today
+}
+
+// days returns the window the rule needs (at least the 7 days of the rate).
+func (r AlertRule) days(today string) *dayWindow {
+	t, _ := time.Parse(DateLayout, today)
+	w := &dayWindow{today: today, days: make([]string, max(7, r.PeakWindow+1))}
+	for i := range w.days {
+		w.days[i] = t.AddDate(0, 0, -i).Format(DateLayout)
 	}
-	if code != "" {
-		add(s.cells[code])
-		return out
+	return w
+}
+
+// window returns today's window, made on the first call of the day.
+func (s *Service) window() *dayWindow {
+	today := s.cfg.Rules.Today()
+	if w := s.win.Load(); w != nil && w.today == today {
+		return w
 	}
-	for _, days := range s.cells {
-		add(days)
+	w := s.cfg.Alerts.days(today)
+	s.win.Store(w)
+	return w
+}
+
+// seriesLocked returns date → counts of a commune, or of the département
+// for "" (kept summed as cells change, so that it costs nothing to read).
+// Callers hold s.mu and only read it.
+func (s *Service) seriesLocked(code string) map[string]*[4]int {
+	if code == "" {
+		return s.dep
 	}
-	return out
+	return s.cells[code]
+}
+
+// at returns the counts of one day of a series.
+func at(series map[string]*[4]int, day string) [4]int {
+	if c := series[day]; c != nil {
+		return *c
+	}
+	return [4]int{}
 }
 
 func (s *Service) population(code string) int {
@@ -142,30 +167,28 @@ type windowStats struct {
 	rate7        float64
 }
 
-func (s *Service) windowLocked(series map[string][4]int, pop int, today string) windowStats {
-	var w windowStats
-	w.today = sum4(series[today])
-	for i := 0; i < 7; i++ {
-		w.last7 += sum4(series[addDays(today, -i)])
+func windowOf(series map[string]*[4]int, pop int, w *dayWindow) windowStats {
+	var ws windowStats
+	ws.today = sum4(at(series, w.today))
+	for _, d := range w.days[:7] {
+		ws.last7 += sum4(at(series, d))
 	}
 	if pop > 0 {
-		w.rate7 = float64(w.last7) * 100000 / float64(pop)
+		ws.rate7 = float64(ws.last7) * 100000 / float64(pop)
 	}
-	return w
+	return ws
 }
 
 // levelLocked applies the AlertRule to one commune ("" = département).
-func (s *Service) levelLocked(code string) Level {
-	today := s.cfg.Rules.Today()
-	series := s.seriesLocked(code)
-	return s.cfg.Alerts.level(series, s.population(code), today)
+func (s *Service) levelLocked(code string, w *dayWindow) Level {
+	return s.cfg.Alerts.level(s.seriesLocked(code), s.population(code), w)
 }
 
-func (r AlertRule) level(series map[string][4]int, pop int, today string) Level {
+func (r AlertRule) level(series map[string]*[4]int, pop int, w *dayWindow) Level {
 	lvl := LevelNormal
 	last7 := 0
-	for i := 0; i < 7; i++ {
-		last7 += sum4(series[addDays(today, -i)])
+	for _, d := range w.days[:7] {
+		last7 += sum4(at(series, d))
 	}
 	if pop > 0 && last7 >= r.MinCount7 {
 		rate := float64(last7) * 100000 / float64(pop)
@@ -175,11 +198,11 @@ func (r AlertRule) level(series map[string][4]int, pop int, today string) Level 
 			}
 		}
 	}
-	todayN := sum4(series[today])
+	todayN := sum4(at(series, w.today))
 	if todayN >= r.PeakMinCount {
-		var xs []float64
-		for i := 1; i <= r.PeakWindow; i++ {
-			xs = append(xs, float64(sum4(series[addDays(today, -i)])))
+		xs := make([]float64, 0, r.PeakWindow)
+		for _, d := range w.days[1 : r.PeakWindow+1] {
+			xs = append(xs, float64(sum4(at(series, d))))
 		}
 		mean, sd := meanSD(xs)
 		if float64(todayN) > mean+r.PeakK*sd && lvl < LevelAlerte {
@@ -203,61 +226,86 @@ func meanSD(xs []float64) (mean, sd float64) {
 	return mean, math.Sqrt(sd / float64(len(xs)))
 }
 
-func (s *Service) stateLocked(code string) CommuneState {
+// stateCalc is a commune's state as computed, before it takes the maps of
+// a CommuneState: the commit path encodes it directly (appendJSON).
+type stateCalc struct {
+	code                string
+	version             int64
+	pop                 int
+	total, today, last7 int
+	rate7               float64
+	level               Level
+	days                []DayCounts // sorted by date
+	// Counts by place index: all days, today, the last 7 days.
+	all, todayBy, last7By [4]int
+}
+
+func (s *Service) calcLocked(code string, w *dayWindow) stateCalc {
 	series := s.seriesLocked(code)
-	pop := s.population(code)
-	today := s.cfg.Rules.Today()
-	w := s.windowLocked(series, pop, today)
-	st := CommuneState{Code: code, Population: pop, ByPlace: map[string]int{}, Today: w.today, Last7: w.last7,
-		Rate7: math.Round(w.rate7*10) / 10, Days: []DayCounts{}}
+	c := stateCalc{code: code, pop: s.population(code), days: make([]DayCounts, 0, len(series))}
+	ws := windowOf(series, c.pop, w)
+	c.today, c.last7, c.rate7 = ws.today, ws.last7, math.Round(ws.rate7*10)/10
 	if code != "" {
-		st.Version = s.versions[code]
+		c.version = s.versions[code]
 	} else {
-		for _, v := range s.versions {
-			st.Version += v // the département changes whenever a commune does
-		}
+		c.version = s.depVersion // the département changes whenever a commune does
 	}
-	st.TodayByPlace, st.Last7ByPlace = map[string]int{}, map[string]int{}
-	for _, p := range Places {
-		st.ByPlace[string(p)] = 0
-		st.TodayByPlace[string(p)] = 0
-		st.Last7ByPlace[string(p)] = 0
-	}
-	weekStart := addDays(today, -6) // the 7-day window is today and the 6 days before
-	for d, c := range series {
-		st.Days = append(st.Days, DayCounts{Date: d, Domicile: c[0], EHPAD: c[1], Hopital: c[2], Autre: c[3], Total: sum4(c)})
-		for i, p := range Places {
-			st.ByPlace[string(p)] += c[i]
-			if d == today {
-				st.TodayByPlace[string(p)] += c[i]
+	weekStart := w.days[6] // the 7-day window is today and the 6 days before
+	for d, cp := range series {
+		n := *cp
+		c.days = append(c.days, DayCounts{Date: d, Domicile: n[0], EHPAD: n[1], Hopital: n[2], Autre: n[3], Total: sum4(n)})
+		for i := range n {
+			c.all[i] += n[i]
+			if d == w.today {
+				c.todayBy[i] += n[i]
 			}
-			if d >= weekStart && d <= today {
-				st.Last7ByPlace[string(p)] += c[i]
+			if d >= weekStart && d <= w.today {
+				c.last7By[i] += n[i]
 			}
 		}
-		st.Total += sum4(c)
+		c.total += sum4(n)
 	}
-	sort.Slice(st.Days, func(i, j int) bool { return st.Days[i].Date < st.Days[j].Date })
-	st.Level = s.cfg.Alerts.level(series, pop, today)
-	st.LevelName = st.Level.Name()
-	return st
+	slices.SortFunc(c.days, func(a, b DayCounts) int { return strings.Compare(a.Date, b.Date) })
+	c.level = s.cfg.Alerts.level(series, c.pop, w)
+	return c
+}
+
+func (c *stateCalc) state() CommuneState {
+	return CommuneState{Code: c.code, Version: c.version, Population: c.pop, Total: c.total, ByPlace: byPlace(c.all),
+		Today: c.today, Last7: c.last7, Rate7: c.rate7, Level: c.level, LevelName: c.level.Name(), Days: c.days,
+		TodayByPlace: byPlace(c.todayBy), Last7ByPlace: byPlace(c.last7By)}
+}
+
+func (s *Service) stateLocked(code string, w *dayWindow) CommuneState {
+	c := s.calcLocked(code, w)
+	return c.state()
+}
+
+func byPlace(c [4]int) map[string]int {
+	m := make(map[string]int, len(Places))
+	for i, p := range Places {
+		m[string(p)] = c[i]
+	}
+	return m
 }
 
 // State returns one commune's current state ("" for the département).
 func (s *Service) State(code string) CommuneState {
+	w := s.window()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.stateLocked(code)
+	return s.stateLocked(code, w)
 }
 
 // Snapshot returns every commune's state, sorted by code: what a live-map
 // subscriber starts from.
 func (s *Service) Snapshot() []CommuneState {
+	w := s.window()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make([]CommuneState, 0, len(s.cfg.Communes))
 	for _, c := range s.cfg.Communes {
-		out = append(out, s.stateLocked(c))
+		out = append(out, s.stateLocked(c, w))
 	}
 	return out
 }

@@ -41,6 +41,13 @@ func FuzzDecodeInput(f *testing.F) {
 		`{"count":` + strings.Repeat("9", 40) + `}`,
 		`{"note":"` + strings.Repeat("a", MaxBodyBytes) + `"}`,
 		`{}` + strings.Repeat(" ", MaxBodyBytes),
+		// The shapes parseInput reads itself, and their near misses.
+		` {"commune":"56121","date":"2026-11-26","place":"domicile","count":1,"note":"é","idempotency_key":"k-0123456789"} `,
+		`{}`, ` { } `, `{"count":-0}`, `{"count":01}`, `{"count":1.0}`, `{"count":1e2}`, `{"count":-}`, `{"count":}`,
+		`{"count":123456789}`, `{"count":1234567890}`, `{"count":-999999999}`, `{"count":"1"}`, `{"count":null}`,
+		`{"commune":"a","commune":"b"}`, `{"Commune":"x"}`, `{"note":"\u00e9"}`, `{"note":"a\tb"}`, "{\"note\":\"a\tb\"}",
+		`{"note":"a"}x`, `{"note":"a",}`, `{,}`, `{"note" "a"}`, `{"note":"a"`, `{"note":"a}`, `{"note":"a"}}`,
+		"\ufeff{}", `{"count":1,"reason":"x"}`, `{"date":"2026-11-26"}` + "\n\t\r ", "{\"note\":\"\xff\"}",
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))

@@ -6,7 +6,6 @@ package declarations
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -139,7 +138,21 @@ type Rules struct {
 // MaxNoteRunes bounds the free-text note.
 const MaxNoteRunes = 500
 
-var keyPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{8,100}$`)
+// validKey reports whether an idempotency key is 8 to 100 characters of
+// A-Z a-z 0-9 _ - (a loop: it runs on every declaration).
+func validKey(k string) bool {
+	if len(k) < 8 || len(k) > 100 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		switch c := k[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Today is the current day in the deployment's time zone.
 func (r Rules) Today() string { return r.Now().In(r.Location).Format(DateLayout) }
@@ -159,7 +172,7 @@ func (r Rules) Validate(in Input) error {
 		ve.add("count", "count_out_of_range", fmt.Sprintf("Le nombre doit être compris entre 1 et %d.", r.MaxCount), fmt.Sprintf("count must be between 1 and %d", r.MaxCount))
 	}
 	checkNote(ve, in.Note)
-	if !keyPattern.MatchString(in.IdempotencyKey) {
+	if !validKey(in.IdempotencyKey) {
 		ve.add("idempotency_key", "bad_idempotency_key", "Clé d'envoi invalide (rechargez la page).", "idempotency_key: 8 to 100 characters of A-Z a-z 0-9 _ -")
 	}
 	if len(ve.Errors) > 0 {

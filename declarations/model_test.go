@@ -2,6 +2,7 @@ package declarations
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -74,10 +75,10 @@ func TestValidate(t *testing.T) {
 func TestAlertRule(t *testing.T) {
 	r := AlertRule{}.withDefaults()
 	today := "2026-11-26"
-	series := func(days map[int]int) map[string][4]int {
-		out := map[string][4]int{}
+	series := func(days map[int]int) map[string]*[4]int {
+		out := map[string]*[4]int{}
 		for ago, n := range days {
-			out[addDays(today, -ago)] = [4]int{n, 0, 0, 0}
+			out[addDays(today, -ago)] = &[4]int{n, 0, 0, 0}
 		}
 		return out
 	}
@@ -98,8 +99,23 @@ func TestAlertRule(t *testing.T) {
 		{"no peak when usual", map[int]int{0: 4, 1: 4, 2: 4, 3: 5, 4: 3, 5: 4, 6: 4, 7: 4, 8: 5, 9: 3, 10: 4, 11: 4, 12: 4, 13: 4, 14: 4}, 1000000, LevelNormal},
 	}
 	for _, c := range cases {
-		if got := r.level(series(c.days), c.pop, today); got != c.want {
+		if got := r.level(series(c.days), c.pop, r.days(today)); got != c.want {
 			t.Errorf("%s: level %s, want %s", c.name, got.Name(), c.want.Name())
+		}
+	}
+}
+
+// validKey is the documented pattern, written as a loop.
+func TestValidKeyIsThePattern(t *testing.T) {
+	pattern := regexp.MustCompile(`^[A-Za-z0-9_-]{8,100}$`)
+	keys := []string{"", "abcdefg", "abcdefgh", strings.Repeat("a", 100), strings.Repeat("a", 101), "0b6c1f0e-2d4c-4a51-9d8e-1c2b3a4d5e6f",
+		"abc_DEF-123", "abcdefg\n", "abcdefgé", "abcdefg.", "abcd efgh", "ABCDEFGH~", "\x00abcdefgh", "ZZZZZZZZ", "zzzzzzzz", "@@@@@@@@", "[[[[[[[[", "````````", "{{{{{{{{", "////////", "::::::::"}
+	for c := 0; c < 256; c++ {
+		keys = append(keys, strings.Repeat("k", 7)+string(rune(c)), strings.Repeat("k", 7)+string([]byte{byte(c)}))
+	}
+	for _, k := range keys {
+		if got, want := validKey(k), pattern.MatchString(k); got != want {
+			t.Errorf("validKey(%q) = %v, the pattern says %v", k, got, want)
 		}
 	}
 }

@@ -172,7 +172,7 @@ func (s *Service) absorbRemote(b []byte) {
 		days[d.Date] = &[4]int{d.Domicile, d.EHPAD, d.Hopital, d.Autre}
 	}
 	s.replaceLocked(cs.Code, days, cs.Version)
-	events := s.levelChangesLocked([]string{cs.Code})
+	events := s.levelChangesLocked(s.window(), []string{cs.Code}, nil)
 	s.mu.Unlock()
 	s.stats.remoteStates.Add(1)
 	s.logEvents(events)
@@ -263,13 +263,43 @@ func (s *Service) reload(ctx context.Context, communes []string) ([]string, erro
 	return out, nil
 }
 
-// replaceLocked sets a commune's cells and version wholesale.
+// replaceLocked sets a commune's cells and version wholesale, and the
+// département's sums with them.
 func (s *Service) replaceLocked(code string, days map[string]*[4]int, version int64) {
 	if days == nil {
 		days = map[string]*[4]int{}
 	}
+	old := s.cells[code]
 	s.cells[code] = days
-	s.versions[code] = version
+	s.setVersionLocked(code, version)
+	for d, c := range old {
+		dc := s.dep[d]
+		for i := range c {
+			dc[i] -= c[i]
+		}
+		if _, kept := days[d]; !kept && !s.anyCommuneHasLocked(d) {
+			delete(s.dep, d) // the département has a day only if a commune has it
+		}
+	}
+	for d, c := range days {
+		dc := s.dep[d]
+		if dc == nil {
+			dc = &[4]int{}
+			s.dep[d] = dc
+		}
+		for i := range c {
+			dc[i] += c[i]
+		}
+	}
+}
+
+func (s *Service) anyCommuneHasLocked(day string) bool {
+	for _, days := range s.cells {
+		if _, ok := days[day]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Service) logEvents(events []AlertEvent) {

@@ -53,15 +53,17 @@ type Report struct {
 
 // Report builds the morning report for day.
 func (s *Service) Report(day string, name CommuneNamer) Report {
+	w := s.window()
+	prevDay := addDays(day, -1)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	rep := Report{Date: day, GeneratedAt: s.cfg.Rules.Now().UTC(), Communes: []ReportLine{}, InAlert: []ReportLine{},
 		NotDeclared: []ReportLine{}, AlertEvents: append([]AlertEvent{}, s.events...)}
 	line := func(code string) (ReportLine, bool) {
 		series := s.seriesLocked(code)
-		c, declared := series[day]
-		prev := series[addDays(day, -1)]
-		st := s.stateLocked(code)
+		_, declared := series[day]
+		c, prev := at(series, day), at(series, prevDay)
+		st := s.stateLocked(code, w)
 		l := ReportLine{Code: code, ByPlace: map[string]int{}, Total: sum4(c), Previous: sum4(prev),
 			Last7: st.Last7, Rate7: st.Rate7, Level: st.Level, LevelName: st.LevelName}
 		if code != "" {

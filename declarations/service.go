@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -46,11 +47,19 @@ type Service struct {
 	reqs chan *pending
 	stop chan struct{}
 	done chan struct{}
+	// pendings recycles requests and their answer channels.
+	pendings sync.Pool
 
 	mu       sync.RWMutex
 	cells    map[string]map[string]*[4]int // commune → date → counts by place index
 	versions map[string]int64
-	levels   map[string]Level // last published level per commune ("" = département)
+	// dep and depVersion are the sums of cells and versions over the
+	// communes, kept up to date as they change: the département's state
+	// and level are computed on every commit.
+	dep        map[string]*[4]int
+	depVersion int64
+	win        atomic.Pointer[dayWindow]
+	levels     map[string]Level // last published level per commune ("" = département)
 	// depPopulation is the sum over the communes, computed once: the
 	// département's state is read on every commit.
 	depPopulation int
@@ -84,7 +93,8 @@ func New(ctx context.Context, cfg Config, st Store, pub Publisher, log *slog.Log
 	cfg.Alerts = cfg.Alerts.withDefaults()
 	s := &Service{cfg: cfg, store: st, pub: pub, log: log,
 		reqs: make(chan *pending, 4*cfg.MaxBatch), stop: make(chan struct{}), done: make(chan struct{}),
-		cells: map[string]map[string]*[4]int{}, levels: map[string]Level{}, changes: make(chan []byte, changesBuffer)}
+		cells: map[string]map[string]*[4]int{}, dep: map[string]*[4]int{}, levels: map[string]Level{},
+		changes: make(chan []byte, changesBuffer)}
 	cells, versions, err := st.Counts(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load aggregates: %w", err)
@@ -92,17 +102,18 @@ func New(ctx context.Context, cfg Config, st Store, pub Publisher, log *slog.Log
 	for _, c := range cells {
 		s.addLocked(c.Commune, c.Date, c.Place, c.Count)
 	}
-	if versions == nil {
-		versions = map[string]int64{}
+	s.versions = map[string]int64{}
+	for code, v := range versions {
+		s.setVersionLocked(code, v)
 	}
-	s.versions = versions
 	for _, code := range cfg.Communes {
 		s.depPopulation += cfg.Population(code)
 	}
+	w := s.window()
 	for _, code := range cfg.Communes {
-		s.levels[code] = s.levelLocked(code)
+		s.levels[code] = s.levelLocked(code, w)
 	}
-	s.levels[""] = s.levelLocked("")
+	s.levels[""] = s.levelLocked("", w)
 	go s.run()
 	return s, nil
 }
@@ -179,25 +190,50 @@ func ApplyAmendment(d Declaration, a Amendment) Declaration {
 }
 
 func (s *Service) submit(ctx context.Context, op Op) (OpResult, error) {
-	p := &pending{op: op, res: make(chan OpResult, 1)}
+	p, _ := s.pendings.Get().(*pending)
+	if p == nil {
+		p = &pending{res: make(chan OpResult, 1)}
+	}
+	p.op = op
 	select {
 	case s.reqs <- p:
 	case <-s.stop:
+		s.release(p)
 		return OpResult{}, ErrClosed
 	case <-ctx.Done():
+		s.release(p)
 		return OpResult{}, ctx.Err()
 	}
 	// Once queued we wait for the commit even if ctx ends: the caller may
 	// retry with the same key and must then find the same result.
 	r := <-p.res
+	s.release(p) // its one answer taken, nobody else holds it
 	return r, nil
 }
 
+func (s *Service) release(p *pending) {
+	p.op = Op{}
+	s.pendings.Put(p)
+}
+
 // run is the group committer: it takes every request waiting, commits them
-// in one transaction (one fsync), then answers them all. Under load the
-// batch grows by itself; alone, a request waits for nothing.
+// in one transaction (one fsync), and hands the batch to the finisher,
+// which folds it into the aggregates, publishes and answers, while the
+// next batch is being committed. Under load the batch grows by itself;
+// alone, a request waits for nothing.
 func (s *Service) run() {
 	defer close(s.done)
+	// One batch may wait for the finisher: the committer is never more
+	// than one batch ahead, and batches are finished in commit order.
+	committed := make(chan batchResult, 1)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for b := range committed {
+			s.finish(b)
+		}
+	}()
+	defer func() { close(committed); <-finished }()
 	for {
 		var batch []*pending
 		select {
@@ -216,7 +252,7 @@ func (s *Service) run() {
 				break fill
 			}
 		}
-		s.commit(batch)
+		committed <- s.commit(batch)
 	}
 }
 
@@ -231,7 +267,15 @@ func (s *Service) failQueued() {
 	}
 }
 
-func (s *Service) commit(batch []*pending) {
+// batchResult is one committed (or failed) batch on its way to finish.
+type batchResult struct {
+	batch []*pending
+	ops   []Op
+	res   []OpResult
+	err   error
+}
+
+func (s *Service) commit(batch []*pending) batchResult {
 	ops := make([]Op, len(batch))
 	for i, p := range batch {
 		ops[i] = p.op
@@ -239,14 +283,23 @@ func (s *Service) commit(batch []*pending) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res, err := s.store.Apply(ctx, ops)
-	if err != nil {
-		s.log.Error("declarations commit failed", "ops", len(ops), "err", err)
-		for _, p := range batch {
-			p.res <- OpResult{Err: fmt.Errorf("%w: %v", ErrUnavailable, err)}
+	return batchResult{batch: batch, ops: ops, res: res, err: err}
+}
+
+// finish takes a batch's results into the aggregates, publishes the new
+// states and only then answers: a caller that got its answer finds its
+// declaration in State and on the bus.
+func (s *Service) finish(b batchResult) {
+	if b.err != nil {
+		s.log.Error("declarations commit failed", "ops", len(b.ops), "err", b.err)
+		for _, p := range b.batch {
+			p.res <- OpResult{Err: fmt.Errorf("%w: %v", ErrUnavailable, b.err)}
 		}
 		return
 	}
-	changed, stale := s.absorb(ops, res)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	changed, stale := s.absorb(b.ops, b.res)
 	if len(stale) > 0 {
 		// Another instance changed these communes since we last heard: our
 		// increments alone would be wrong, the store has the sums.
@@ -261,8 +314,8 @@ func (s *Service) commit(batch []*pending) {
 		}
 	}
 	s.publish(ctx, changed)
-	for i, p := range batch {
-		p.res <- res[i]
+	for i, p := range b.batch {
+		p.res <- b.res[i]
 	}
 }
 
@@ -296,7 +349,7 @@ func (s *Service) absorb(ops []Op, res []OpResult) (changed map[string]bool, sta
 				s.addLocked(p.Commune, p.Date, p.Place, -p.Count)
 			}
 			s.addLocked(d.Commune, d.Date, d.Place, d.Count)
-			s.versions[d.Commune] = r.Version
+			s.setVersionLocked(d.Commune, r.Version)
 			changed[d.Commune] = true
 		default:
 			gap[d.Commune] = true
@@ -322,6 +375,18 @@ func (s *Service) addLocked(commune, date, place string, n int) {
 		days[date] = c
 	}
 	c[idx] += n
+	dc := s.dep[date]
+	if dc == nil {
+		dc = &[4]int{}
+		s.dep[date] = dc
+	}
+	dc[idx] += n
+}
+
+// setVersionLocked sets a commune's version and keeps their sum.
+func (s *Service) setVersionLocked(code string, v int64) {
+	s.depVersion += v - s.versions[code]
+	s.versions[code] = v
 }
 
 func placeIndex(p string) int {
@@ -370,21 +435,24 @@ func (s *Service) publish(ctx context.Context, changed map[string]bool) {
 // and the département's level changes, in one critical section so that
 // the states and the levels agree.
 func (s *Service) statesAndEvents(codes []string) (states [][]byte, events []AlertEvent) {
+	w := s.window()
+	levels := make([]Level, len(codes))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, code := range codes {
-		b, _ := json.Marshal(s.stateLocked(code))
-		states = append(states, b)
+	states = make([][]byte, len(codes))
+	for i, code := range codes {
+		c := s.calcLocked(code, w)
+		states[i], levels[i] = c.appendJSON(nil), c.level
 	}
-	return states, s.levelChangesLocked(codes)
+	return states, s.levelChangesLocked(w, codes, levels)
 }
 
-// levelChangesLocked records the level changes of codes and of the
-// département since they were last looked at.
-func (s *Service) levelChangesLocked(codes []string) []AlertEvent {
+// levelChangesLocked records the level changes of codes, whose levels are
+// given if levels is not nil, and of the département since they were last
+// looked at.
+func (s *Service) levelChangesLocked(w *dayWindow, codes []string, levels []Level) []AlertEvent {
 	var events []AlertEvent
-	for _, code := range append(codes, "") {
-		lvl := s.levelLocked(code)
+	note := func(code string, lvl Level) {
 		if old := s.levels[code]; old != lvl {
 			ev := AlertEvent{Commune: code, From: old, To: lvl, At: s.cfg.Rules.Now().UTC()}
 			s.levels[code] = lvl
@@ -392,6 +460,14 @@ func (s *Service) levelChangesLocked(codes []string) []AlertEvent {
 			events = append(events, ev)
 		}
 	}
+	for i, code := range codes {
+		if levels != nil {
+			note(code, levels[i])
+		} else {
+			note(code, s.levelLocked(code, w))
+		}
+	}
+	note("", s.levelLocked("", w))
 	return events
 }
 

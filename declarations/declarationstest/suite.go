@@ -102,6 +102,35 @@ func Run(t *testing.T, newStore func(t *testing.T) declarations.Store) {
 		}
 	})
 
+	t.Run("AuditTrailAcrossAmendments", func(t *testing.T) {
+		st := newStore(t)
+		insert(t, st, decl("d1", "link1", "key-00001", "56121", 2), decl("d2", "link1", "key-00002", "56121", 4))
+		for i, n := range []int{3, 1} {
+			op := declarations.AmendOp{ID: "d1", Actor: declarations.Actor{ID: "link1", Label: "mairie", Commune: "56121"},
+				Amendment: declarations.Amendment{Count: &n, Reason: fmt.Sprint("correction ", i+1)}, At: at.Add(time.Duration(i+1) * time.Hour)}
+			if res, err := st.Apply(ctx, []declarations.Op{{Amend: &op}}); err != nil || res[0].Err != nil {
+				t.Fatalf("amend %d: %v %v", i+1, err, res[0].Err)
+			}
+		}
+		revs, err := st.Revisions(ctx, "d1")
+		if err != nil || len(revs) != 3 {
+			t.Fatalf("revisions = %+v, %v", revs, err)
+		}
+		first := declarations.Revision{DeclarationID: "d1", Revision: 1, Date: "2026-11-25", Place: "ehpad", Count: 2,
+			Reason: "déclaration", Actor: "link1", ActorLabel: "mairie", At: at}
+		if revs[0] != first || revs[1].Revision != 2 || revs[1].Count != 3 || revs[2].Revision != 3 || revs[2].Count != 1 ||
+			revs[2].Reason != "correction 2" || !revs[2].At.Equal(at.Add(2*time.Hour)) {
+			t.Fatalf("audit trail %+v", revs)
+		}
+		// The declaration beside it, never amended, still has its revision 1.
+		if revs, err := st.Revisions(ctx, "d2"); err != nil || len(revs) != 1 || revs[0].Count != 4 || revs[0].Revision != 1 {
+			t.Fatalf("unamended revisions = %+v, %v", revs, err)
+		}
+		if revs, err := st.Revisions(ctx, "nope"); err != nil || len(revs) != 0 {
+			t.Fatalf("unknown declaration's revisions = %+v, %v", revs, err)
+		}
+	})
+
 	t.Run("AmendRules", func(t *testing.T) {
 		st := newStore(t)
 		insert(t, st, decl("d1", "link1", "key-00001", "56121", 2))

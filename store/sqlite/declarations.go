@@ -15,6 +15,17 @@ func (s *Store) Declarations() declarations.Store { return declStore{s} }
 
 type declStore struct{ s *Store }
 
+// declarationsByTimeMigration replaces the index on (commune, created_at)
+// by one on (created_at, commune). The old one had a page being appended to
+// per commune: a group commit of n declarations from n communes rewrote n
+// of its pages, about 40% of the WAL frames of intake (bench intake). The
+// new one grows at its end, a page or two per commit. A commune's history
+// scans it (one small entry per declaration, the commune in it): about
+// 14 ms at 100,000 declarations against 3.5 ms, for a page a mayor opens;
+// the list of all declarations no longer sorts.
+const declarationsByTimeMigration = `DROP INDEX declarations_commune;
+	CREATE INDEX declarations_created ON declarations(created_at, commune);`
+
 const declCols = `id, commune, day, place, count, note, idem_key, declarant, declarant_label, created_at, revision`
 
 func scanDecl(row interface{ Scan(...any) error }) (declarations.Declaration, error) {
@@ -31,6 +42,7 @@ type batch struct {
 	tx        *sql.Tx
 	st        *stmts
 	declByKey *sql.Stmt
+	args      []any // reused by every multi-row statement of the batch
 }
 
 // Apply implements declarations.Store: one IMMEDIATE transaction, one
@@ -38,13 +50,22 @@ type batch struct {
 // go in multi-row statements: with the pure-Go SQLite, per-statement
 // overhead, not the disk, bounds the group committer.
 func (d declStore) Apply(ctx context.Context, ops []declarations.Op) ([]declarations.OpResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// The driver watches a cancellable context with a goroutine per
+	// statement, which costs more than a small statement. A batch runs in
+	// milliseconds and its lock waits are bounded by busy_timeout, so it
+	// runs to its end once begun, like the caller's commit (see
+	// declarations.Service.submit).
+	ctx = context.WithoutCancel(ctx)
 	tx, err := d.s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
 	st := &d.s.stmts
-	b := &batch{tx: tx, st: st, declByKey: tx.StmtContext(ctx, st.declByKey)}
+	b := &batch{tx: tx, st: st}
 	res := make([]declarations.OpResult, len(ops))
 	for i := 0; i < len(ops); {
 		switch {
@@ -79,9 +100,13 @@ const (
 	insertChunk = 1 << (insertSizes - 1)
 )
 
+// insertDeclsSQL stores n declarations, skipping those whose (declarant,
+// key) is taken. It returns nothing: the rows affected say whether every
+// row went in, which is the rule, and only otherwise are the ops told
+// apart (see insertRun).
 func insertDeclsSQL(n int) string {
 	return `INSERT INTO declarations(` + declCols + `) VALUES ` + tuples(n, 11) +
-		` ON CONFLICT(declarant, idem_key) DO NOTHING RETURNING id`
+		` ON CONFLICT(declarant, idem_key) DO NOTHING`
 }
 
 // bumpVersionsSQL raises n communes' versions, each by its own amount.
@@ -101,88 +126,75 @@ func tuples(n, width int) string {
 	return strings.TrimSuffix(strings.Repeat(one+",", n), ",")
 }
 
-// pieces splits n (at most insertChunk) into sizes of the prepared
-// statements, largest first, as indexes k of size 1<<k.
-func pieces(n int) []int {
-	var ks []int
+// pieces calls f with the sizes of the prepared statements that add up to
+// n (at most insertChunk), largest first, as indexes k of size 1<<k, and
+// the offset of each piece.
+func pieces(n int, f func(k, off int) error) error {
+	off := 0
 	for k := insertSizes - 1; k >= 0; k-- {
 		if n&(1<<k) != 0 {
-			ks = append(ks, k)
+			if err := f(k, off); err != nil {
+				return err
+			}
+			off += 1 << k
 		}
 	}
-	return ks
+	return nil
 }
 
 // insertRun stores up to insertChunk consecutive inserts in a few
 // statements, with the same results as one by one in order: a key already
 // used by the declarant (before or earlier in the run) yields the original,
 // and each commune's version rises by one per new declaration.
+//
+// A new declaration's revision 1 is its row itself, unchanged until a first
+// amendment copies it into declaration_revisions (see amendDecl and
+// Revisions): intake writes one row per declaration, not two.
 func insertRun(ctx context.Context, b *batch, ops []declarations.Op, res []declarations.OpResult) error {
-	inserted := map[string]bool{}
-	off := 0
-	for _, k := range pieces(len(ops)) {
-		args := make([]any, 0, 11<<k)
+	var stored int64
+	err := pieces(len(ops), func(k, off int) error {
+		args := b.args[:0]
 		for _, op := range ops[off : off+1<<k] {
 			in := op.Insert
-			args = append(args, in.ID, in.Commune, in.Date, in.Place, in.Count, in.Note, in.IdempotencyKey, in.Declarant,
-				in.DeclarantLabel, ms(in.CreatedAt), in.Revision)
+			args = append(args, in.ID, in.Commune, in.Date, in.Place, int64(in.Count), in.Note, in.IdempotencyKey, in.Declarant,
+				in.DeclarantLabel, ms(in.CreatedAt), int64(in.Revision))
 		}
-		if err := queryIDs(ctx, b.tx.StmtContext(ctx, b.st.insertDecls[k]), inserted, args...); err != nil {
+		b.args = args
+		r, err := b.tx.StmtContext(ctx, b.st.insertDecls[k]).ExecContext(ctx, args...)
+		if err != nil {
 			return err
 		}
-		off += 1 << k
+		n, err := r.RowsAffected()
+		stored += n
+		return err
+	})
+	if err != nil {
+		return err
 	}
-	var fresh []*declarations.Declaration
-	for i, op := range ops {
-		if !inserted[op.Insert.ID] {
-			old, err := scanDecl(b.declByKey.QueryRowContext(ctx, op.Insert.Declarant, op.Insert.IdempotencyKey))
-			if err != nil {
-				return fmt.Errorf("idempotency key %q: %w", op.Insert.IdempotencyKey, err)
-			}
-			res[i] = declarations.OpResult{Decl: old, Existed: true}
-			continue
+	if stored == int64(len(ops)) {
+		for i, op := range ops {
+			res[i] = declarations.OpResult{Decl: *op.Insert}
 		}
-		res[i] = declarations.OpResult{Decl: *op.Insert}
-		fresh = append(fresh, op.Insert)
-	}
-	if len(fresh) == 0 {
-		return nil
-	}
-	if err := insertRevisions(ctx, b, fresh); err != nil {
+	} else if err := sortOutConflicts(ctx, b, ops, res); err != nil {
 		return err
 	}
 	return assignVersions(ctx, b, res)
 }
 
-// queryIDs runs an insert … RETURNING id and adds the ids to into.
-func queryIDs(ctx context.Context, st *sql.Stmt, into map[string]bool, args ...any) error {
-	rows, err := st.QueryContext(ctx, args...)
-	if err != nil {
-		return err
+// sortOutConflicts tells the ops that went in from those whose key was
+// taken, by reading each key's row: it is the op's own when its insert
+// won. Rare (a retried send), so one read per op is fine.
+func sortOutConflicts(ctx context.Context, b *batch, ops []declarations.Op, res []declarations.OpResult) error {
+	if b.declByKey == nil {
+		b.declByKey = b.tx.StmtContext(ctx, b.st.declByKey)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return err
+	for i, op := range ops {
+		in := op.Insert
+		row, err := scanDecl(b.declByKey.QueryRowContext(ctx, in.Declarant, in.IdempotencyKey))
+		if err != nil {
+			return fmt.Errorf("idempotency key %q: %w", in.IdempotencyKey, err)
 		}
-		into[id] = true
-	}
-	return rows.Err()
-}
-
-// insertRevisions writes revision 1 of each new declaration.
-func insertRevisions(ctx context.Context, b *batch, ds []*declarations.Declaration) error {
-	off := 0
-	for _, k := range pieces(len(ds)) {
-		args := make([]any, 0, 10<<k)
-		for _, d := range ds[off : off+1<<k] {
-			args = append(args, d.ID, d.Revision, d.Date, d.Place, d.Count, d.Note, "déclaration", d.Declarant, d.DeclarantLabel, ms(d.CreatedAt))
-		}
-		if _, err := b.tx.StmtContext(ctx, b.st.insertRevs[k]).ExecContext(ctx, args...); err != nil {
-			return err
-		}
-		off += 1 << k
+		res[i] = declarations.OpResult{Decl: row, Existed: row.ID != in.ID}
 	}
 	return nil
 }
@@ -191,8 +203,8 @@ func insertRevisions(ctx context.Context, b *batch, ds []*declarations.Declarati
 // declarations (one statement for all the communes of a run) and hands the
 // versions out in op order.
 func assignVersions(ctx context.Context, b *batch, res []declarations.OpResult) error {
-	counts := map[string]int64{}
-	var order []string
+	counts := make(map[string]int64, len(res))
+	order := make([]string, 0, len(res))
 	for _, r := range res {
 		if r.Existed {
 			continue
@@ -202,26 +214,29 @@ func assignVersions(ctx context.Context, b *batch, res []declarations.OpResult) 
 		}
 		counts[r.Decl.Commune]++
 	}
+	if len(order) == 0 {
+		return nil
+	}
 	last := make(map[string]int64, len(order))
-	off := 0
-	for _, k := range pieces(len(order)) {
-		args := make([]any, 0, 2<<k)
+	err := pieces(len(order), func(k, off int) error {
+		args := b.args[:0]
 		for _, c := range order[off : off+1<<k] {
 			args = append(args, c, counts[c])
 		}
-		if err := queryVersions(ctx, b.tx.StmtContext(ctx, b.st.bumpVersions[k]), last, args...); err != nil {
-			return err
-		}
-		off += 1 << k
+		b.args = args
+		return queryVersions(ctx, b.tx.StmtContext(ctx, b.st.bumpVersions[k]), last, args...)
+	})
+	if err != nil {
+		return err
 	}
-	next := make(map[string]int64, len(order))
-	for _, c := range order {
-		next[c] = last[c] - counts[c] + 1
+	for _, c := range order { // the first version each commune hands out
+		last[c] -= counts[c] - 1
 	}
 	for i := range res {
 		if !res[i].Existed {
-			res[i].Version = next[res[i].Decl.Commune]
-			next[res[i].Decl.Commune]++
+			c := res[i].Decl.Commune
+			res[i].Version = last[c]
+			last[c]++
 		}
 	}
 	return nil
@@ -237,6 +252,15 @@ func amendDecl(ctx context.Context, b *batch, op declarations.AmendOp) (declarat
 	}
 	if !declarations.CanAmend(op.Actor, old) {
 		return declarations.OpResult{Err: declarations.ErrForbidden}, nil
+	}
+	if old.Revision == 1 {
+		// The first amendment keeps the declaration as it was received in
+		// the audit trail before the row changes. Databases written before
+		// intake stopped storing revision 1 already have it.
+		if _, err := b.tx.ExecContext(ctx, insertRevsSQL(1)+` ON CONFLICT DO NOTHING`, old.ID, 1, old.Date, old.Place, old.Count,
+			old.Note, declaredReason, old.Declarant, old.DeclarantLabel, ms(old.CreatedAt)); err != nil {
+			return declarations.OpResult{}, err
+		}
 	}
 	nd := declarations.ApplyAmendment(old, op.Amendment)
 	if _, err := b.tx.ExecContext(ctx, `UPDATE declarations SET day = ?, place = ?, count = ?, note = ?, revision = ? WHERE id = ?`,
@@ -316,10 +340,19 @@ func (d declStore) Declarations(ctx context.Context, commune string) ([]declarat
 	return out, rows.Err()
 }
 
-// Revisions implements declarations.Store.
+// declaredReason is the reason of every revision 1.
+const declaredReason = "déclaration"
+
+// Revisions implements declarations.Store. A declaration never amended has
+// no row in declaration_revisions (see insertRun): its revision 1 is read
+// from the declaration itself.
 func (d declStore) Revisions(ctx context.Context, id string) ([]declarations.Revision, error) {
 	rows, err := d.s.db.QueryContext(ctx, `SELECT declaration_id, revision, day, place, count, note, reason, actor, actor_label, at
-		FROM declaration_revisions WHERE declaration_id = ? ORDER BY revision`, id)
+		FROM declaration_revisions WHERE declaration_id = ?1
+		UNION ALL
+		SELECT id, 1, day, place, count, note, ?2, declarant, declarant_label, created_at FROM declarations
+		WHERE id = ?1 AND revision = 1 AND NOT EXISTS (SELECT 1 FROM declaration_revisions WHERE declaration_id = ?1)
+		ORDER BY 2`, id, declaredReason)
 	if err != nil {
 		return nil, err
 	}

@@ -207,6 +207,9 @@ var migrations = []string{
 	linksMigration,
 	// Staff accounts, sessions, API tokens, access audit log (access.go).
 	accessMigration,
+	// A commune's declarations through an index that grows at its end
+	// (declarations.go).
+	declarationsByTimeMigration,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
