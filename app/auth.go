@@ -38,12 +38,10 @@ type gate struct {
 	root    chi.Routes // to find the matched route's pattern before routing
 	perIP   *httprate.RateLimiter
 	perCred *httprate.RateLimiter
-	proxies []netip.Prefix
 }
 
 func (a *App) newGate(root chi.Routes) *gate {
 	g := &gate{a: a, root: root}
-	g.proxies = a.proxies
 	limited := httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "60")
 		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "rate_limited",
@@ -61,7 +59,7 @@ func (a *App) newGate(root chi.Routes) *gate {
 // handler wraps the /api/v1 routes.
 func (g *gate) handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := g.clientIP(r)
+		ip := clientIP(r, g.a.proxies)
 		if g.perIP != nil && g.perIP.RespondOnLimit(w, r, "ip:"+ip) {
 			return
 		}
@@ -270,8 +268,6 @@ func userPrincipal(u access.User, ms []access.Membership) *access.Principal {
 
 // clientIP is the request's peer, or the client a trusted proxy names in
 // X-Forwarded-For (the rightmost address not itself a trusted proxy).
-func (g *gate) clientIP(r *http.Request) string { return clientIP(r, g.proxies) }
-
 func clientIP(r *http.Request, proxies []netip.Prefix) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
