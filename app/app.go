@@ -56,6 +56,8 @@ type App struct {
 	hasher    *access.Hasher // bounds concurrent argon2 work (memory, CPU)
 	proxies   []netip.Prefix
 	stopSweep context.CancelFunc
+	// links remembers the links bearer tokens resolved to (linkcache.go).
+	links *linkCache
 }
 
 // clusterSync is how often an instance of a cluster compares its commune
@@ -68,7 +70,7 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: log, be: be, start: time.Now(), limiter: access.NewLoginLimiter(access.DefaultLoginLimits()),
-		hasher: access.NewHasher(access.DefaultParams(), 0)}
+		hasher: access.NewHasher(access.DefaultParams(), 0), links: newLinkCache(linkCacheTTL, linkCacheMax, time.Now)}
 	a.proxies, _ = cfg.trustedProxies() // checked by Validate
 	reg := prometheus.NewRegistry()     // the App's own: see metrics
 	a.metrics = newMetrics(reg, reg)
@@ -88,6 +90,11 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 		OnAdmission:        a.onAdmission,
 		OnKicked:           a.onKicked,
 	}, be.Store, log.With("component", "rooms"))
+	a.Rooms.WatchKicks(func(kind, id string) {
+		if kind == access.KindLink {
+			a.links.forget(id)
+		}
+	})
 	if err := a.setupDeclarations(ctx); err != nil {
 		a.turn.close()
 		return nil, err

@@ -171,7 +171,7 @@ func (a *App) bearerPrincipal(ctx context.Context, tok string) (*access.Principa
 		return nil, access.ErrUnauthenticated
 	}
 	hash := rooms.HashSecret(tok)
-	l, err := a.be.Store.LinkByHash(ctx, hash)
+	l, err := a.links.lookup(ctx, hash, a.be.Store.LinkByHash)
 	switch {
 	case err == nil:
 		return linkPrincipal(l, time.Now())
