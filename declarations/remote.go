@@ -103,16 +103,16 @@ func (s *Service) SyncStats() SyncStats {
 		ChangesDropped: c.changesDropped.Load()}
 }
 
-// Changes delivers, as CommuneState JSON, every commune state this
+// Changes delivers every commune state this
 // instance takes: its own commits and, in cluster mode, the other
 // instances' (from Follow). It is the live map's feed; it is never closed.
 // When its reader falls behind, states are dropped (counted in SyncStats):
 // the reader reconciles against Snapshot periodically.
-func (s *Service) Changes() <-chan []byte { return s.changes }
+func (s *Service) Changes() <-chan CommuneState { return s.changes }
 
-func (s *Service) emit(b []byte) {
+func (s *Service) emit(cs CommuneState) {
 	select {
-	case s.changes <- b:
+	case s.changes <- cs:
 	default:
 		s.stats.changesDropped.Add(1)
 	}
@@ -176,7 +176,7 @@ func (s *Service) absorbRemote(b []byte) {
 	s.mu.Unlock()
 	s.stats.remoteStates.Add(1)
 	s.logEvents(events)
-	s.emit(b) // the state as its author computed it: the same as ours now
+	s.emit(cs) // the state as its author computed it: the same as ours now
 }
 
 // resync compares every commune's version with the store's and reloads the
@@ -218,8 +218,8 @@ func (s *Service) resync(ctx context.Context) {
 	}
 	s.log.Info("synced communes from the store", "communes", len(reloaded))
 	states, events := s.statesAndEvents(reloaded)
-	for _, b := range states {
-		s.emit(b)
+	for i := range states {
+		s.emit(states[i].state())
 	}
 	s.logEvents(events)
 }

@@ -97,11 +97,7 @@ func waitChange(t *testing.T, svc *declarations.Service, commune string, total i
 	deadline := time.After(5 * time.Second)
 	for {
 		select {
-		case b := <-svc.Changes():
-			var cs declarations.CommuneState
-			if err := json.Unmarshal(b, &cs); err != nil {
-				t.Fatal(err)
-			}
+		case cs := <-svc.Changes():
 			if cs.Code == commune && cs.Total == total && cs.Version == version {
 				return
 			}

@@ -67,7 +67,7 @@ type Service struct {
 
 	// changes carries every commune state this instance learns, its own
 	// and other instances', to the live map (see Changes).
-	changes chan []byte
+	changes chan CommuneState
 	stats   syncCounters
 }
 
@@ -94,7 +94,7 @@ func New(ctx context.Context, cfg Config, st Store, pub Publisher, log *slog.Log
 	s := &Service{cfg: cfg, store: st, pub: pub, log: log,
 		reqs: make(chan *pending, 4*cfg.MaxBatch), stop: make(chan struct{}), done: make(chan struct{}),
 		cells: map[string]map[string]*[4]int{}, dep: map[string]*[4]int{}, levels: map[string]Level{},
-		changes: make(chan []byte, changesBuffer)}
+		changes: make(chan CommuneState, changesBuffer)}
 	cells, versions, err := st.Counts(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load aggregates: %w", err)
@@ -400,7 +400,8 @@ func placeIndex(p string) int {
 
 // publish sends each changed commune's full state (never an increment) and
 // any level change. The bus is at-most-once; subscribers that miss one
-// recover from a snapshot by version. The same bytes go to the local map.
+// recover from a snapshot by version. The same states go to the local map,
+// as values: it need not parse what we have just encoded.
 func (s *Service) publish(ctx context.Context, changed map[string]bool) {
 	if len(changed) == 0 {
 		return
@@ -411,12 +412,13 @@ func (s *Service) publish(ctx context.Context, changed map[string]bool) {
 	}
 	sort.Strings(codes)
 	states, events := s.statesAndEvents(codes)
-	for _, b := range states {
-		s.emit(b)
+	for i := range states {
+		c := &states[i]
+		s.emit(c.state())
 		if s.pub == nil {
 			continue
 		}
-		if err := s.pub.Publish(ctx, TopicCommuneState, b); err != nil {
+		if err := s.pub.Publish(ctx, TopicCommuneState, c.appendJSON(nil)); err != nil {
 			s.log.Warn("publish commune state", "err", err)
 		}
 	}
@@ -431,18 +433,18 @@ func (s *Service) publish(ctx context.Context, changed map[string]bool) {
 	}
 }
 
-// statesAndEvents encodes the communes' current states and records their
+// statesAndEvents computes the communes' current states and records their
 // and the département's level changes, in one critical section so that
 // the states and the levels agree.
-func (s *Service) statesAndEvents(codes []string) (states [][]byte, events []AlertEvent) {
+func (s *Service) statesAndEvents(codes []string) (states []stateCalc, events []AlertEvent) {
 	w := s.window()
 	levels := make([]Level, len(codes))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	states = make([][]byte, len(codes))
+	states = make([]stateCalc, len(codes))
 	for i, code := range codes {
-		c := s.calcLocked(code, w)
-		states[i], levels[i] = c.appendJSON(nil), c.level
+		states[i] = s.calcLocked(code, w)
+		levels[i] = states[i].level
 	}
 	return states, s.levelChangesLocked(w, codes, levels)
 }

@@ -9,7 +9,6 @@ package livemap
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"sort"
 	"sync"
@@ -148,7 +147,7 @@ func (h *Hub) Offer(s State) {
 	}
 }
 
-// Run fans out until ctx ends. updates delivers CommuneState JSON: the
+// Run fans out until ctx ends. updates delivers commune states: the
 // declarations service's Changes, i.e. this instance's own commits and, in
 // cluster mode, the states its Follow took from the other instances (the
 // hub never reads the bus itself). Updates already waiting are folded into
@@ -156,7 +155,7 @@ func (h *Hub) Offer(s State) {
 // source and offers whatever the feed dropped (Changes drops states when
 // this loop falls behind); if updates is closed, reconciliation alone
 // keeps the map right.
-func (h *Hub) Run(ctx context.Context, updates <-chan []byte, reconcile time.Duration) {
+func (h *Hub) Run(ctx context.Context, updates <-chan declarations.CommuneState, reconcile time.Duration) {
 	tick := time.NewTicker(reconcile)
 	defer tick.Stop()
 	depStale := false
@@ -164,24 +163,24 @@ func (h *Hub) Run(ctx context.Context, updates <-chan []byte, reconcile time.Dur
 		select {
 		case <-ctx.Done():
 			return
-		case b, ok := <-updates:
+		case cs, ok := <-updates:
 			if !ok {
 				updates = nil // feed closed: reconciliation alone keeps us right
 				continue
 			}
-			h.take(b)
+			h.Offer(FromCommuneState(cs))
 			// Every update already waiting joins the same delta: a burst (one
 			// group commit) makes one delta, so one write per watcher, not
 			// one per commune.
 			for more := true; more; {
 				select {
-				case b, ok := <-updates:
+				case cs, ok := <-updates:
 					if !ok {
 						updates = nil
 						more = false
 						continue
 					}
-					h.take(b)
+					h.Offer(FromCommuneState(cs))
 				default:
 					more = false
 				}
@@ -199,16 +198,6 @@ func (h *Hub) Run(ctx context.Context, updates <-chan []byte, reconcile time.Dur
 			h.Reconcile()
 		}
 	}
-}
-
-// take offers one commune state from the bus.
-func (h *Hub) take(b []byte) {
-	var cs declarations.CommuneState
-	if err := json.Unmarshal(b, &cs); err != nil {
-		h.log.Warn("bad commune state on the bus", "err", err)
-		return
-	}
-	h.Offer(FromCommuneState(cs))
 }
 
 // Reconcile offers every source state; only newer versions pass.

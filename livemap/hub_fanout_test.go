@@ -2,7 +2,6 @@ package livemap
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"testing"
@@ -20,10 +19,9 @@ func TestBurstIsOneDelta(t *testing.T) {
 	sub := &recorder{got: make(chan struct{}, 1)}
 	h.Subscribe(sub)
 	codes := []string{"56003", "56121", "56260", "56162", "56034"}
-	updates := make(chan []byte, len(codes))
+	updates := make(chan declarations.CommuneState, len(codes))
 	for i, code := range codes {
-		b, _ := json.Marshal(src.set(code, 1, i+1))
-		updates <- b
+		updates <- src.set(code, 1, i+1)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

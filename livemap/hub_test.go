@@ -103,18 +103,17 @@ func TestSnapshotThenContiguousDeltasWithIncreasingVersions(t *testing.T) {
 	h := NewHub(src, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	updates := make(chan []byte, 100)
+	updates := make(chan declarations.CommuneState, 100)
 	go h.Run(ctx, updates, time.Hour)
 
 	sub := &recorder{got: make(chan struct{}, 1)}
 	h.Subscribe(sub)
 	for v := int64(2); v <= 20; v++ {
-		b, _ := json.Marshal(src.set("56121", v, int(v)))
-		updates <- b
+		cs := src.set("56121", v, int(v))
+		updates <- cs
 		if v%5 == 0 { // a duplicate and a stale one: must be ignored
-			updates <- b
-			old, _ := json.Marshal(declarations.CommuneState{Code: "56121", Version: 1, Total: 999})
-			updates <- old
+			updates <- cs
+			updates <- declarations.CommuneState{Code: "56121", Version: 1, Total: 999}
 		}
 	}
 	waitFor(t, func() bool {
