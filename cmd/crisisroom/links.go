@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"crisisroom/app"
@@ -35,8 +36,11 @@ const linksUsage = `usage:
 
 // links prints fresh links; their secrets are shown this once.
 func links(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "list" || args[0] == "revoke") {
+		return linksManage(ctx, args, stdout, stderr)
+	}
 	if len(args) == 0 || (args[0] != "room" && args[0] != "communes") {
-		return fmt.Errorf("%s", linksUsage)
+		return fmt.Errorf("%s\n%s", linksUsage, strings.TrimPrefix(linksManageUsage, "usage:\n"))
 	}
 	kind := args[0]
 	cfg := app.DefaultConfig()
