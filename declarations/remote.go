@@ -183,7 +183,9 @@ func (s *Service) absorbRemote(b []byte) {
 // communes we are behind on. The comparison is one small read; the reload
 // only touches the communes that changed.
 func (s *Service) resync(ctx context.Context) {
-	s.stats.resyncs.Add(1)
+	// Counted once done: whoever waits for a sync (a test, a probe) then
+	// knows that it has read the store.
+	defer s.stats.resyncs.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	versions, err := StoreVersions(ctx, s.store)

@@ -77,6 +77,9 @@ func TestGuestLobbyInBrowsers(t *testing.T) {
 	if n := eval[int](guest, `document.querySelectorAll('#grid .tile:not(.self)').length`); n != 0 {
 		t.Errorf("the waiting guest sees %d participants", n)
 	}
+	if st := eval[string](guest, `document.getElementById('conn').dataset.status + '|' + document.getElementById('conn').textContent`); st != "waiting|En salle d’attente" {
+		t.Errorf("the waiting guest's header says %q, want that it waits", st)
+	}
 
 	// Admitted: the guest is in the room and sees the operator.
 	op.do("admit", 5*time.Second, chromedp.Click(chromedp.CSS("#waiting li .wait-admit")))

@@ -59,6 +59,8 @@ export class MainLog {
     /** @type {Entry[]} the latest live entries, kept across a reload that may have read the list before them */
     this.recent = [];
     this.more = false;
+    /** A list render waiting for the rest of a burst (see scheduleList). */
+    this.listTimer = 0;
     this.subscribeId = '';
     /** @type {Filters} */
     this.filters = { q: '', tag: '', author: '', from: '', to: '', tree: false };
@@ -175,7 +177,7 @@ export class MainLog {
     this.numbers.set(e.id, e.seq);
     this.recent.push(e);
     if (this.recent.length > 50) this.recent.shift();
-    if (this.show(e)) this.renderList();
+    if (this.show(e)) this.scheduleList();
   }
 
   /**
@@ -253,6 +255,10 @@ export class MainLog {
 
   /** @private */
   renderList() {
+    if (this.listTimer) {
+      clearTimeout(this.listTimer);
+      this.listTimer = 0;
+    }
     const ctx = {
       i18n: this.i18n,
       tagLabel: (/** @type {string} */ ev, /** @type {string} */ id) => this.events.get(ev)?.tags.find((t) => t.id === id)?.label ?? id,
@@ -275,6 +281,20 @@ export class MainLog {
     byId('mlog-more').hidden = !this.more;
     const authors = new Set([...this.entries.values()].map((e) => e.author_name));
     byId('mlog-authors').replaceChildren(...[...authors].sort().map((a) => { const o = document.createElement('option'); o.value = a; return o; }));
+  }
+
+  /**
+   * Renders the list once for a burst of live entries. Each render redraws
+   * the whole list: 75 entries arriving together were 75 redraws of a
+   * growing list, which kept a page busy for seconds on a loaded machine.
+   * @private
+   */
+  scheduleList() {
+    if (this.listTimer) return;
+    this.listTimer = window.setTimeout(() => {
+      this.listTimer = 0;
+      this.renderList();
+    }, 30);
   }
 
   // ---- rendering -----------------------------------------------------------

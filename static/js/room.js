@@ -246,6 +246,9 @@ export class RoomApp {
       // Admitted: the lobby gives way to the room.
       this.inLobby = false;
       show('room');
+      const conn = byId('conn');
+      conn.dataset.status = 'open';
+      conn.textContent = this.i18n.t('conn.open');
     }
     this.role = j.role ?? '';
     this.can = Array.isArray(j.can) ? j.can : null;
@@ -346,6 +349,10 @@ export class RoomApp {
         if (d.state === 'waiting') {
           this.inLobby = true;
           show('lobby');
+          // Connected, and waiting: not "Connexion…" for as long as it takes.
+          const conn = byId('conn');
+          conn.dataset.status = 'waiting';
+          conn.textContent = this.i18n.t('conn.waiting');
         }
         return;
       case 'lobby-list':
