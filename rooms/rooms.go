@@ -145,6 +145,10 @@ type Member struct {
 	state      protocol.PeerState
 	grace      *time.Timer
 	gone       bool
+	// expires is the link's expiry (zero for a staff session); expiry
+	// ends the seat then (expiry.go).
+	expires time.Time
+	expiry  *time.Timer
 	// inst is the instance holding a remote member's seat, "" for a member
 	// seated here. A remote member has no peer: frames for it go through
 	// the cluster link.
@@ -298,7 +302,7 @@ func (m *Manager) seat(ctx context.Context, e Entry, w *Waiter) (*Member, error)
 		resumeHash: hex.EncodeToString(resumeHash), peer: e.Peer, admitter: e.Admitter, can: e.Can, watchOnly: e.WatchOnly,
 		state: protocol.PeerState{Audio: !e.WatchOnly, Video: !e.WatchOnly}}
 	if e.Link != nil {
-		mem.LinkID = e.Link.ID
+		mem.LinkID, mem.expires = e.Link.ID, e.Link.ExpiresAt
 	}
 	mem.state.From = mem.ID
 
@@ -340,6 +344,7 @@ func (m *Manager) seatLocked(r *room, mem *Member, resume, reqID string) {
 	mem.peer.Send(Frame{Data: protocol.Encode(protocol.TypeJoined, reqID, mem.joined)})
 	r.members[mem.ID] = mem
 	m.resumes[mem.resumeHash] = mem
+	m.armExpiryLocked(mem)
 	r.broadcastLocked(mem.ID, Frame{Data: protocol.Encode(protocol.TypePeerJoined, "", mem.infoLocked())})
 	if mem.admitter && m.lobbyWaitingLocked(r) { // a newcomer takes an empty lobby for granted
 		mem.peer.Send(m.lobbyFrameLocked(r))
@@ -460,6 +465,7 @@ func (m *Manager) removeLocked(mem *Member) {
 	if mem.grace != nil {
 		mem.grace.Stop()
 	}
+	disarmExpiryLocked(mem)
 	if mem.inst == "" {
 		delete(m.resumes, mem.resumeHash)
 		m.announceLocked(event{Kind: evLeave, Room: mem.Room, ID: mem.ID})
@@ -683,6 +689,7 @@ func (m *Manager) Shutdown() {
 			if o.grace != nil {
 				o.grace.Stop()
 			}
+			disarmExpiryLocked(o)
 			if o.peer != nil {
 				o.peer.Close(protocol.CloseShutdown, "server restarting")
 			}
