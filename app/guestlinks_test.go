@@ -111,12 +111,18 @@ func TestGuestLinksAPI(t *testing.T) {
 			t.Errorf("%s: %d %s, want 400 invalid mentioning %q", bad.body, code, b, bad.want)
 		}
 	}
+	// An oversize body: 413, saying the limit.
+	code, b := e.call(http.MethodPost, base, `{"expires_in_minutes":60,"label":"`+strings.Repeat("x", 20<<10)+`"}`)
+	var big map[string]string
+	if json.Unmarshal(b, &big) != nil || code != http.StatusRequestEntityTooLarge || big["error"] != "too_large" || !strings.Contains(big["message"], "16384") {
+		t.Errorf("oversize body: %d %s, want 413 too_large with the limit", code, b)
+	}
 	if code, _ := e.call(http.MethodPost, "/api/v1/events/nowhere/guest-links", `{"expires_in_minutes":60}`); code != http.StatusNotFound {
 		t.Fatalf("unknown room: %d", code)
 	}
 
 	before := time.Now()
-	code, b := e.call(http.MethodPost, base, `{"label":"ARS Bretagne","expires_in_minutes":90,"max_uses":2,"watch_only":true,"lobby":false}`)
+	code, b = e.call(http.MethodPost, base, `{"label":"ARS Bretagne","expires_in_minutes":90,"max_uses":2,"watch_only":true,"lobby":false}`)
 	var l glLink
 	if err := json.Unmarshal(b, &l); code != http.StatusCreated || err != nil {
 		t.Fatalf("create: %d %s", code, b)
