@@ -123,7 +123,7 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 		return nil, err
 	}
 	if cfg.RedisURL != "" { // other instances share the rooms: signal through the bus
-		if err := a.Rooms.StartCluster(rooms.ClusterConfig{Link: cluster.New(be.Bus)}); err != nil {
+		if err := a.Rooms.StartCluster(rooms.ClusterConfig{Link: cluster.New(be.Bus), Beat: cfg.ClusterBeat}); err != nil {
 			a.turn.close()
 			if a.Decl != nil {
 				a.Decl.Close()

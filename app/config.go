@@ -28,6 +28,9 @@ type Config struct {
 	// Redis bus. Empty: the embedded SQLite file and in-process bus.
 	DatabaseURL string
 	RedisURL    string
+	// ClusterBeat is how often an instance tells the others it lives; one
+	// silent for 3 beats is dead and its members leave the rooms.
+	ClusterBeat time.Duration
 
 	RoomCapacity   int
 	ResumeWindow   time.Duration
@@ -81,6 +84,7 @@ func DefaultConfig() Config {
 		LogLevel:      slog.LevelInfo,
 		RoomCapacity:  6,
 		ResumeWindow:  30 * time.Second,
+		ClusterBeat:   2 * time.Second,
 		TURNListenUDP: ":3478",
 		TURNListenTCP: ":3478",
 		TURNRealm:     "crisisroom",
@@ -159,6 +163,7 @@ func (c *Config) Bind(fs *flag.FlagSet) func() error {
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (env CRISISROOM_LOG_LEVEL)")
 	integer(&c.RoomCapacity, "room-capacity", "ROOM_CAPACITY", "largest peer-to-peer mesh room")
 	dur(&c.ResumeWindow, "resume-window", "RESUME_WINDOW", "how long a dropped connection keeps its seat")
+	dur(&c.ClusterBeat, "cluster-beat", "CLUSTER_BEAT", "cluster mode: how often an instance says it lives; silent for 3 beats, it is dead and its members leave")
 	list(&c.AllowedOrigins, "allowed-origins", "ALLOWED_ORIGINS", "extra web origins allowed to open the WebSocket")
 	list(&c.STUNURLs, "stun", "STUN", "STUN URLs given to browsers (none by default: no third party)")
 	list(&c.TURNURLs, "turn-urls", "TURN_URLS", "external TURN URLs (coturn use-auth-secret with --turn-secret)")
@@ -211,6 +216,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ResumeWindow < time.Second {
 		return fmt.Errorf("resume-window %s: at least 1s", c.ResumeWindow)
+	}
+	if c.ClusterBeat < 100*time.Millisecond || c.ClusterBeat > time.Minute {
+		return fmt.Errorf("cluster-beat %s: between 100ms and 1m", c.ClusterBeat)
 	}
 	if (c.TURNTLSCert == "") != (c.TURNTLSKey == "") {
 		return fmt.Errorf("turn-tls-cert and turn-tls-key go together")
