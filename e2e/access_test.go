@@ -44,9 +44,11 @@ func TestGuestLobbyInBrowsers(t *testing.T) {
 	op := openPage(t, browser, "operator")
 	op.do("open the home page", 15*time.Second, chromedp.Navigate(base+"/"))
 	op.waitFor("the login form", `!document.getElementById('view-login').hidden`, 10*time.Second)
+	screenshot(t, op, dir, "home-login.png")
 	op.do("log in", 10*time.Second, chromedp.SetValue(chromedp.CSS("#login"), "chef"),
 		chromedp.SetValue(chromedp.CSS("#password"), password), chromedp.Click(chromedp.CSS("#login-submit")))
 	op.waitFor("the user's events", `document.querySelectorAll('#events li').length > 0 && document.getElementById('hello').textContent.includes('Chef de salle')`, 10*time.Second)
+	screenshot(t, op, dir, "home-events.png")
 	op.do("open the room", 15*time.Second, chromedp.Navigate(base+"/r/main"))
 	op.waitFor("the pre-join view", `!document.getElementById('view-prejoin').hidden && document.getElementById('name').value === 'Chef de salle'`, 15*time.Second)
 	op.do("join", 10*time.Second, chromedp.Click(chromedp.CSS("#join")))

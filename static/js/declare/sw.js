@@ -19,9 +19,10 @@
 const worker = /** @type {WorkerScope} */ (/** @type {unknown} */ (self));
 
 // Bump when SHELL changes: the old cache is dropped on activation.
-const CACHE = 'crisisroom-declare-v1';
+const CACHE = 'crisisroom-declare-v2';
 const SHELL = [
   '/d',
+  '/css/base.css',
   '/css/declare.css',
   '/js/declare/main.js',
   '/js/declare/common.js',
