@@ -54,6 +54,9 @@ var Routes = map[string]Rule{
 	"GET /api/v1/export.csv":                    {DeclRead, ScopeTerritory},
 	"GET /api/v1/report":                        {DeclRead, ScopeTerritory},
 	"GET /api/v1/me":                            {Authenticated, ScopeNone},
+	"GET /api/v1/communes/{code}/links":         {LinksManage, ScopeTerritory},
+	"POST /api/v1/communes/{code}/links":        {LinksManage, ScopeTerritory},
+	"DELETE /api/v1/communes/{code}/links/{id}": {LinksManage, ScopeTerritory},
 
 	// map layers (layers/api.go)
 	"POST /api/v1/layers":        {LayersWrite, ScopeTerritory},

@@ -40,6 +40,9 @@ var expected = map[string]string{
 	"GET /api/v1/export.csv":                    "AO",
 	"GET /api/v1/report":                        "AO",
 	"GET /api/v1/me":                            "AOPGDV",
+	"GET /api/v1/communes/{code}/links":         "AO",
+	"POST /api/v1/communes/{code}/links":        "AO",
+	"DELETE /api/v1/communes/{code}/links/{id}": "AO",
 
 	"POST /api/v1/layers":        "AO",
 	"GET /api/v1/layers":         "AOPV",
@@ -184,7 +187,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	for _, rt := range routes {
 		want := expected[rt]
 		method, pattern, _ := strings.Cut(rt, " ")
-		url := srv.URL + strings.NewReplacer("{slug}", MainRoom, "{id}", "nope").Replace(pattern)
+		url := srv.URL + strings.NewReplacer("{slug}", MainRoom, "{id}", "nope", "{code}", "56001").Replace(pattern)
 		for _, tok := range []string{"", forged} {
 			got := do(t, method, url, tok)
 			if want == "-" && (got == http.StatusUnauthorized || got == http.StatusForbidden) {

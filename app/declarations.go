@@ -95,7 +95,10 @@ func (a *App) actor(r *http.Request) (declarations.Actor, error) {
 
 // CommuneLink is one printed declaration link.
 type CommuneLink struct {
-	Code, Name, URL, Token string
+	Code  string `json:"code"`
+	Name  string `json:"name"`
+	URL   string `json:"url"`
+	Token string `json:"token"`
 }
 
 // NewCommuneLinks mints one declaration link per commune (all when codes

@@ -151,11 +151,7 @@ func (a *App) createGuestLink(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, msg)
 		return
 	}
-	by := ""
-	p := access.FromContext(r.Context())
-	if p != nil {
-		by = p.Name
-	}
+	by := actorName(r)
 	now := time.Now()
 	plain, l, err := rooms.CreateGuestLink(r.Context(), a.be.Store, rooms.GuestLink{Room: slug, Label: in.Label, CreatedBy: by,
 		TTL: time.Duration(*in.ExpiresInMinutes) * time.Minute, MaxUses: *in.MaxUses, WatchOnly: in.WatchOnly, Lobby: in.Lobby}, now)
@@ -198,10 +194,6 @@ func (a *App) revokeGuestLink(w http.ResponseWriter, r *http.Request) {
 		a.unavailable(w, "revoke guest link", err)
 		return
 	}
-	by := ""
-	if p := access.FromContext(r.Context()); p != nil {
-		by = p.Name
-	}
-	a.audit(r.Context(), access.AuditEntry{Actor: by, Action: "link_revoked", Target: slug, Detail: id, IP: clientIP(r, a.proxies)})
+	a.audit(r.Context(), access.AuditEntry{Actor: actorName(r), Action: "link_revoked", Target: slug, Detail: id, IP: clientIP(r, a.proxies)})
 	w.WriteHeader(http.StatusNoContent)
 }

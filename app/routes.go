@@ -40,6 +40,7 @@ func (a *App) routes() http.Handler {
 		}
 		api := &declarations.API{Svc: a.Decl, Auth: a.actor, Name: a.communeName}
 		r.Group(api.Mount)
+		a.mountCommuneLinks(r)
 		lay := &layers.API{Store: a.be.Store.Layers(), Auth: a.actor, Map: a.Map, Log: a.log.With("component", "layers"), Now: time.Now}
 		lay.Mount(r)
 	})

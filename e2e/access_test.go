@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +23,7 @@ import (
 // ended, within a second.
 func TestGuestLobbyInBrowsers(t *testing.T) {
 	began := time.Now()
-	srv := startServer(t, 6, 30*time.Second)
+	srv := startMapServer(t) // with the territory: the home page manages commune links too
 	ctx := context.Background()
 	const password = "une phrase de passe assez longue"
 	hash, err := access.HashPasswordParams(password, access.TestParams())
@@ -49,6 +51,24 @@ func TestGuestLobbyInBrowsers(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#password"), password), chromedp.Click(chromedp.CSS("#login-submit")))
 	op.waitFor("the user's events", `document.querySelectorAll('#events li').length > 0 && document.getElementById('hello').textContent.includes('Chef de salle')`, 10*time.Second)
 	screenshot(t, op, dir, "home-events.png")
+
+	// The operator mints a declaration link for Lorient (shown once) and
+	// revokes it, as for a link sent to the wrong address: the API refuses
+	// it at once.
+	op.waitFor("the commune links card", `!document.getElementById('sec-communes').hidden`, 5*time.Second)
+	op.do("look Lorient up", 10*time.Second, chromedp.SetValue(chromedp.CSS("#commune-code"), "56121"),
+		chromedp.Click(chromedp.CSS(`#commune-form button[type="submit"]`)))
+	op.waitFor("no link yet", `!document.getElementById('commune-actions').hidden && document.getElementById('commune-msg').textContent.includes('Aucun lien')`, 10*time.Second)
+	op.do("create a link", 10*time.Second, chromedp.Click(chromedp.CSS("#commune-new")))
+	op.waitFor("the new link, shown once", `document.getElementById('commune-url').value.includes('/d#t=') && document.querySelectorAll('#commune-links li[data-state="active"]').length === 1`, 10*time.Second)
+	communeURL := eval[string](op, `document.getElementById('commune-url').value`)
+	communeTok := communeURL[strings.Index(communeURL, "#t=")+3:]
+	screenshot(t, op, dir, "home-commune-links.png")
+	op.revokeTwoStep("revoke the commune link", `#commune-links li[data-state="active"] .revoke`)
+	op.waitFor("the link revoked", `document.querySelectorAll('#commune-links li[data-state="revoked"]').length === 1`, 10*time.Second)
+	if code := declareStatus(t, base, communeTok, "56121"); code != http.StatusUnauthorized {
+		t.Errorf("a declaration with the revoked commune link: %d, want 401", code)
+	}
 	op.do("open the room", 15*time.Second, chromedp.Navigate(base+"/r/main"))
 	op.waitFor("the pre-join view", `!document.getElementById('view-prejoin').hidden && document.getElementById('name').value === 'Chef de salle'`, 15*time.Second)
 	op.do("join", 10*time.Second, chromedp.Click(chromedp.CSS("#join")))
@@ -93,9 +113,8 @@ func TestGuestLobbyInBrowsers(t *testing.T) {
 	// Revoked: the guest's page ends, for good.
 	op.do("the guest links tab", 5*time.Second, chromedp.Click(chromedp.CSS("#tab-guests")))
 	op.waitFor("the active link", `document.querySelector('#guest-list li[data-state="active"] .gl-revoke') !== null`, 10*time.Second)
-	op.do("arm revoke", 5*time.Second, chromedp.Click(chromedp.CSS(`#guest-list li[data-state="active"] .gl-revoke`)))
 	clicked := time.Now()
-	op.do("confirm revoke", 5*time.Second, chromedp.Click(chromedp.CSS(`#guest-list li[data-state="active"] .gl-revoke`)))
+	op.revokeTwoStep("revoke the guest link", `#guest-list li[data-state="active"] .gl-revoke`)
 	guest.waitFor("the ended page", `!document.getElementById('view-final').hidden && document.getElementById('view-final').dataset.code === '4508'`, 5*time.Second)
 	kicked := time.Since(clicked)
 	t.Logf("revocation → guest's page ended: %v (click to final page, through the DELETE and the socket)", kicked.Round(time.Millisecond))
@@ -140,4 +159,32 @@ func TestGuestLobbyInBrowsers(t *testing.T) {
 		p.checkClean()
 	}
 	t.Logf("total %v", time.Since(began).Round(time.Millisecond))
+}
+
+// declareStatus posts one declaration for commune with token and returns
+// the status.
+func declareStatus(t *testing.T, base, token, commune string) int {
+	t.Helper()
+	day := time.Now().Format("2006-01-02")
+	body := fmt.Sprintf(`{"commune":%q,"date":%q,"place":"domicile","count":1,"note":"","idempotency_key":"e2e-%d"}`, commune, day, time.Now().UnixNano())
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/declarations", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// revokeTwoStep presses a two-step button twice (arm, confirm) in one
+// script: a list that re-renders between two separate clicks (its refresh
+// after a tab opens) would detach the node under the second.
+func (p *page) revokeTwoStep(what, sel string) {
+	p.t.Helper()
+	ok := eval[bool](p, `(() => { const b = document.querySelector(`+"`"+sel+"`"+`); if (!b) return false; b.click(); b.click(); return true; })()`)
+	if !ok {
+		p.t.Fatalf("%s: no %s", what, sel)
+	}
 }

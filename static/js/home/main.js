@@ -8,6 +8,7 @@ import { I18n } from '../i18n.js';
 import { byId, find } from '../ui.js';
 import { ApiError, apiJSON, getSession, logIn, logOut, logOutEverywhere, sessionAuth } from '../api.js';
 import { Admin, roleName } from './admin.js';
+import { CommuneLinks } from './communes.js';
 
 /**
  * @typedef {import('../api.js').Session} Session
@@ -51,6 +52,8 @@ class Home {
     this.eventsError = '';
     /** @type {Admin|null} */
     this.admin = null;
+    /** @type {CommuneLinks|null} */
+    this.communes = null;
     /** @type {ReturnType<typeof setInterval>|undefined} */
     this.waitTimer = undefined;
     find(document, '#login-form', HTMLFormElement).addEventListener('submit', (ev) => {
@@ -189,6 +192,11 @@ class Home {
       this.admin.start(this.events);
     }
     for (const id of ['sec-tokens', 'sec-users', 'sec-audit']) byId(id).hidden = !s.user.admin;
+    // Commune links: the standing event's operators and the administrators.
+    const main = this.events.find((e) => e.slug === 'main');
+    const linkStaff = s.user.admin || (main !== undefined && this.roleIn(main) === 'operator');
+    if (linkStaff) this.communes ??= new CommuneLinks({ i18n: this.i18n, auth: this.auth });
+    byId('sec-communes').hidden = !linkStaff;
   }
 
   /** @private */
@@ -305,6 +313,7 @@ class Home {
       this.session = null;
       this.auth.csrf = '';
       this.admin?.stop();
+      this.communes?.stop();
       const el = byId('login-note');
       el.textContent = note;
       el.hidden = !note;

@@ -1,0 +1,124 @@
+package app
+
+// The communes' declaration links, for the prefecture's staff (operators
+// and administrators of the standing event): a commune's links and their
+// state, a new link (shown once, to send to the mayor), and revoking a
+// link that leaked — which the running server obeys at once (and, in
+// cluster mode, every instance). `crisisroom links` does the same from a
+// terminal.
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"crisisroom/access"
+	"crisisroom/rooms"
+)
+
+// communeLinkTTL is a new commune link's lifetime, as for `links communes`.
+const communeLinkTTL = 90 * 24 * time.Hour
+
+func (a *App) mountCommuneLinks(r chi.Router) {
+	r.Get("/communes/{code}/links", a.listCommuneLinks)
+	r.Post("/communes/{code}/links", a.createCommuneLink)
+	r.Delete("/communes/{code}/links/{id}", a.revokeCommuneLink)
+}
+
+type communeLinkView struct {
+	ID        string     `json:"id"`
+	Label     string     `json:"label"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	RevokedAt *time.Time `json:"revoked_at"` // null while not revoked
+	State     string     `json:"state"`      // active, expired or revoked, as of the answer
+}
+
+// communeLinks returns the commune's declaration links, newest first; ok
+// is false (and the answer written) for a commune outside the territory.
+func (a *App) communeLinks(w http.ResponseWriter, r *http.Request) (code string, links []rooms.Link, ok bool) {
+	code = chi.URLParam(r, "code")
+	if _, known := a.Territory.Lookup(code); !known {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "message": "Commune inconnue du territoire."})
+		return code, nil, false
+	}
+	all, err := a.be.Store.Links(r.Context(), code)
+	if err != nil {
+		a.unavailable(w, "commune links: list", err)
+		return code, nil, false
+	}
+	for _, l := range all {
+		if l.Kind == KindCommune {
+			links = append(links, l)
+		}
+	}
+	return code, links, true
+}
+
+func (a *App) listCommuneLinks(w http.ResponseWriter, r *http.Request) {
+	_, links, ok := a.communeLinks(w, r)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	out := make([]communeLinkView, 0, len(links))
+	for _, l := range links {
+		v := communeLinkView{ID: l.ID, Label: l.Label, CreatedAt: l.CreatedAt, ExpiresAt: l.ExpiresAt, State: l.State(now)}
+		if !l.RevokedAt.IsZero() {
+			at := l.RevokedAt
+			v.RevokedAt = &at
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *App) createCommuneLink(w http.ResponseWriter, r *http.Request) {
+	code, _, ok := a.communeLinks(w, r)
+	if !ok {
+		return
+	}
+	ls, err := a.NewCommuneLinks(r.Context(), []string{code}, communeLinkTTL)
+	if err != nil {
+		a.unavailable(w, "create commune link", err)
+		return
+	}
+	l := ls[0]
+	a.audit(r.Context(), access.AuditEntry{Actor: actorName(r), Action: "link_created", Target: code, IP: clientIP(r, a.proxies),
+		Detail: "lien de déclaration de " + l.Name})
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, l) // the token is shown this once: only its hash is stored
+}
+
+// revokeCommuneLink revokes one of the commune's links through the rooms
+// manager, so that every instance forgets it at once (linkcache.go).
+func (a *App) revokeCommuneLink(w http.ResponseWriter, r *http.Request) {
+	code, links, ok := a.communeLinks(w, r)
+	if !ok {
+		return
+	}
+	id := chi.URLParam(r, "id")
+	found := false
+	for _, l := range links {
+		found = found || l.ID == id
+	}
+	if !found {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "message": "Aucun lien de cette commune ne porte cet identifiant."})
+		return
+	}
+	if err := a.Rooms.RevokeLink(r.Context(), id); err != nil {
+		a.unavailable(w, "revoke commune link", err)
+		return
+	}
+	a.audit(r.Context(), access.AuditEntry{Actor: actorName(r), Action: "link_revoked", Target: code, Detail: id, IP: clientIP(r, a.proxies)})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// actorName names the caller in the audit log.
+func actorName(r *http.Request) string {
+	if p := access.FromContext(r.Context()); p != nil {
+		return p.Name
+	}
+	return ""
+}
