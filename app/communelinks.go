@@ -26,15 +26,6 @@ func (a *App) mountCommuneLinks(r chi.Router) {
 	r.Delete("/communes/{code}/links/{id}", a.revokeCommuneLink)
 }
 
-type communeLinkView struct {
-	ID        string     `json:"id"`
-	Label     string     `json:"label"`
-	CreatedAt time.Time  `json:"created_at"`
-	ExpiresAt time.Time  `json:"expires_at"`
-	RevokedAt *time.Time `json:"revoked_at"` // null while not revoked
-	State     string     `json:"state"`      // active, expired or revoked, as of the answer
-}
-
 // communeLinks returns the commune's declaration links, newest first; ok
 // is false (and the answer written) for a commune outside the territory.
 func (a *App) communeLinks(w http.ResponseWriter, r *http.Request) (code string, links []rooms.Link, ok bool) {
@@ -43,15 +34,10 @@ func (a *App) communeLinks(w http.ResponseWriter, r *http.Request) (code string,
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "message": "Commune inconnue du territoire."})
 		return code, nil, false
 	}
-	all, err := a.be.Store.Links(r.Context(), code)
+	links, err := a.linksOf(r, code, KindCommune)
 	if err != nil {
 		a.unavailable(w, "commune links: list", err)
 		return code, nil, false
-	}
-	for _, l := range all {
-		if l.Kind == KindCommune {
-			links = append(links, l)
-		}
 	}
 	return code, links, true
 }
@@ -62,15 +48,11 @@ func (a *App) listCommuneLinks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	out := make([]communeLinkView, 0, len(links))
+	out := make([]linkView, 0, len(links))
 	for _, l := range links {
-		v := communeLinkView{ID: l.ID, Label: l.Label, CreatedAt: l.CreatedAt, ExpiresAt: l.ExpiresAt, State: l.State(now)}
-		if !l.RevokedAt.IsZero() {
-			at := l.RevokedAt
-			v.RevokedAt = &at
-		}
-		out = append(out, v)
+		out = append(out, viewLink(l, now))
 	}
+	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -95,24 +77,9 @@ func (a *App) createCommuneLink(w http.ResponseWriter, r *http.Request) {
 // manager, so that every instance forgets it at once (linkcache.go).
 func (a *App) revokeCommuneLink(w http.ResponseWriter, r *http.Request) {
 	code, links, ok := a.communeLinks(w, r)
-	if !ok {
-		return
+	if ok {
+		a.revokeListed(w, r, code, links, "Aucun lien de cette commune ne porte cet identifiant.")
 	}
-	id := chi.URLParam(r, "id")
-	found := false
-	for _, l := range links {
-		found = found || l.ID == id
-	}
-	if !found {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "message": "Aucun lien de cette commune ne porte cet identifiant."})
-		return
-	}
-	if err := a.Rooms.RevokeLink(r.Context(), id); err != nil {
-		a.unavailable(w, "revoke commune link", err)
-		return
-	}
-	a.audit(r.Context(), access.AuditEntry{Actor: actorName(r), Action: "link_revoked", Target: code, Detail: id, IP: clientIP(r, a.proxies)})
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // actorName names the caller in the audit log.

@@ -48,7 +48,7 @@ func TestCommuneLinksAPI(t *testing.T) {
 		return res.StatusCode
 	}
 	const base = "/api/v1/communes/56001/links"
-	var list []communeLinkView
+	var list []linkView
 	if code := call(http.MethodGet, base, admin, "", &list); code != http.StatusOK || len(list) != 0 {
 		t.Fatalf("no link yet: %d %+v", code, list)
 	}

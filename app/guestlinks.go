@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -38,32 +39,54 @@ func (a *App) mountGuestLinks(r chi.Router) {
 	r.Delete("/events/{slug}/guest-links/{id}", a.revokeGuestLink)
 }
 
-// guestLinkView is a guest link as the API shows it: never its token,
-// which only its creation's answer carries.
-type guestLinkView struct {
+// linkView is a link as the API shows it: never its token, which only
+// its creation's answer carries.
+type linkView struct {
 	ID        string     `json:"id"`
 	Label     string     `json:"label"`
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt time.Time  `json:"expires_at"`
 	RevokedAt *time.Time `json:"revoked_at"` // null while not revoked
-	MaxUses   int        `json:"max_uses"`
-	Uses      int        `json:"uses"`
-	WatchOnly bool       `json:"watch_only"`
-	Lobby     bool       `json:"lobby"`
-	CreatedBy string     `json:"created_by"`
 	// State is "active", "expired", "used_up" or "revoked", as of the
 	// answer.
 	State string `json:"state"`
 }
 
-func viewGuestLink(l rooms.Link, now time.Time) guestLinkView {
-	v := guestLinkView{ID: l.ID, Label: l.Label, CreatedAt: l.CreatedAt, ExpiresAt: l.ExpiresAt, MaxUses: l.MaxUses, Uses: l.Uses,
-		WatchOnly: l.WatchOnly, Lobby: l.Lobby, CreatedBy: l.CreatedBy, State: l.State(now)}
+func viewLink(l rooms.Link, now time.Time) linkView {
+	v := linkView{ID: l.ID, Label: l.Label, CreatedAt: l.CreatedAt, ExpiresAt: l.ExpiresAt, State: l.State(now)}
 	if !l.RevokedAt.IsZero() {
 		at := l.RevokedAt
 		v.RevokedAt = &at
 	}
 	return v
+}
+
+// guestLinkView adds what a guest link allows.
+type guestLinkView struct {
+	linkView
+	MaxUses   int    `json:"max_uses"`
+	Uses      int    `json:"uses"`
+	WatchOnly bool   `json:"watch_only"`
+	Lobby     bool   `json:"lobby"`
+	CreatedBy string `json:"created_by"`
+}
+
+func viewGuestLink(l rooms.Link, now time.Time) guestLinkView {
+	return guestLinkView{linkView: viewLink(l, now), MaxUses: l.MaxUses, Uses: l.Uses,
+		WatchOnly: l.WatchOnly, Lobby: l.Lobby, CreatedBy: l.CreatedBy}
+}
+
+// linksOf returns the links of kind among those of scope (a room, a
+// commune), newest first.
+func (a *App) linksOf(r *http.Request, scope, kind string) ([]rooms.Link, error) {
+	all, err := a.be.Store.Links(r.Context(), scope)
+	var out []rooms.Link
+	for _, l := range all {
+		if l.Kind == kind {
+			out = append(out, l)
+		}
+	}
+	return out, err
 }
 
 // guestLinks returns the guest links of the event's room, newest first;
@@ -77,15 +100,10 @@ func (a *App) guestLinks(w http.ResponseWriter, r *http.Request) (slug string, l
 		a.unavailable(w, "guest links: room", err)
 		return slug, nil, false
 	}
-	all, err := a.be.Store.Links(r.Context(), slug)
+	links, err := a.linksOf(r, slug, rooms.KindGuest)
 	if err != nil {
 		a.unavailable(w, "guest links: list", err)
 		return slug, nil, false
-	}
-	for _, l := range all {
-		if l.Kind == rooms.KindGuest {
-			links = append(links, l)
-		}
 	}
 	return slug, links, true
 }
@@ -178,22 +196,25 @@ func (a *App) createGuestLink(w http.ResponseWriter, r *http.Request) {
 // or waiting, are disconnected at once (here and on the other instances).
 func (a *App) revokeGuestLink(w http.ResponseWriter, r *http.Request) {
 	slug, links, ok := a.guestLinks(w, r)
-	if !ok {
-		return
+	if ok {
+		a.revokeListed(w, r, slug, links, "Aucun lien invité de cette salle ne porte cet identifiant.")
 	}
+}
+
+// revokeListed revokes the link {id} if it is one of links (a room's guest
+// links, a commune's links: the route's scope), through the rooms manager
+// so that every instance drops it and its seats at once, and audits it
+// under target.
+func (a *App) revokeListed(w http.ResponseWriter, r *http.Request, target string, links []rooms.Link, notFound string) {
 	id := chi.URLParam(r, "id")
-	found := false
-	for _, l := range links {
-		found = found || l.ID == id
-	}
-	if !found {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "message": "Aucun lien invité de cette salle ne porte cet identifiant."})
+	if !slices.ContainsFunc(links, func(l rooms.Link) bool { return l.ID == id }) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "message": notFound})
 		return
 	}
 	if err := a.Rooms.RevokeLink(r.Context(), id); err != nil {
-		a.unavailable(w, "revoke guest link", err)
+		a.unavailable(w, "revoke link", err)
 		return
 	}
-	a.audit(r.Context(), access.AuditEntry{Actor: actorName(r), Action: "link_revoked", Target: slug, Detail: id, IP: clientIP(r, a.proxies)})
+	a.audit(r.Context(), access.AuditEntry{Actor: actorName(r), Action: "link_revoked", Target: target, Detail: id, IP: clientIP(r, a.proxies)})
 	w.WriteHeader(http.StatusNoContent)
 }
