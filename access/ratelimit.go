@@ -50,11 +50,45 @@ func DefaultLoginLimits() LoginLimits {
 	}
 }
 
-// LoginLimiter rate-limits password logins by client address, by account
-// and address, and by account. It lives in memory: each instance of a
-// cluster counts on its own (an attacker spread over n instances gets n
-// budgets), and a restart forgets; argon2id's cost is the floor under
-// both.
+// Limiter rate-limits password logins by client address, by account and
+// address, and by account (LoginLimits). Implementations must pass
+// limitertest.Run.
+type Limiter interface {
+	// Allow tells whether a login attempt for account from ip may go on,
+	// and if so reserves it (see Record). When it may not, retryAfter says
+	// when it may, in whole seconds. account should be the normalized
+	// login, known or not (the answer must not depend on whether it
+	// exists).
+	Allow(account, ip string, now time.Time) (ok bool, retryAfter time.Duration)
+	// Record reports how an attempt Allow let through ended. A success
+	// gives back what Allow reserved, refills the (account, address)
+	// budget and trusts that address for the account; a failure keeps the
+	// reservation spent.
+	Record(account, ip string, success bool, now time.Time)
+}
+
+var _ Limiter = (*LoginLimiter)(nil)
+
+// WithDefaults returns lim with the default's budget in place of one of
+// less than one attempt or that never refills, and the default MaxKeys in
+// place of none.
+func (lim LoginLimits) WithDefaults() LoginLimits {
+	def := DefaultLoginLimits()
+	for _, b := range []struct{ b, def *Budget }{{&lim.PerIP, &def.PerIP}, {&lim.PerPair, &def.PerPair}, {&lim.PerAccount, &def.PerAccount}} {
+		if b.b.Burst < 1 || b.b.Every <= 0 {
+			*b.b = *b.def
+		}
+	}
+	if lim.MaxKeys <= 0 {
+		lim.MaxKeys = def.MaxKeys
+	}
+	return lim
+}
+
+// LoginLimiter is the Limiter in memory: each instance of a cluster would
+// count on its own (an attacker spread over n instances gets n budgets),
+// and a restart forgets; argon2id's cost is the floor under both. Cluster
+// mode uses the Redis one (access/redislimit), which falls back on this.
 //
 // Allow reserves one attempt from each budget before the password is
 // checked, so that concurrent attempts cannot all pass the check before
@@ -82,15 +116,7 @@ type bucket struct {
 // NewLoginLimiter returns a limiter with lim's budgets. A budget of less
 // than one attempt, or that never refills, is raised to the default's.
 func NewLoginLimiter(lim LoginLimits) *LoginLimiter {
-	def := DefaultLoginLimits()
-	for _, b := range []struct{ b, def *Budget }{{&lim.PerIP, &def.PerIP}, {&lim.PerPair, &def.PerPair}, {&lim.PerAccount, &def.PerAccount}} {
-		if b.b.Burst < 1 || b.b.Every <= 0 {
-			*b.b = *b.def
-		}
-	}
-	if lim.MaxKeys <= 0 {
-		lim.MaxKeys = def.MaxKeys
-	}
+	lim = lim.WithDefaults()
 	return &LoginLimiter{lim: lim, ips: map[string]*bucket{}, pairs: map[pairKey]*bucket{}, accounts: map[string]*bucket{}}
 }
 
@@ -102,7 +128,7 @@ const sweepEvery = time.Minute
 // it may. account should be the normalized login, known or not (the
 // answer must not depend on whether it exists).
 func (l *LoginLimiter) Allow(account, ip string, now time.Time) (ok bool, retryAfter time.Duration) {
-	ip = ipKey(ip)
+	ip = IPKey(ip)
 	pk := pairKey{account, ip}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -137,7 +163,7 @@ func (l *LoginLimiter) Record(account, ip string, success bool, now time.Time) {
 	if !success {
 		return
 	}
-	ip = ipKey(ip)
+	ip = IPKey(ip)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.maybeSweep(now)
@@ -246,10 +272,10 @@ func (l *LoginLimiter) Len() (ips, pairs, accounts int) {
 	return len(l.ips), len(l.pairs), len(l.accounts)
 }
 
-// ipKey is the key of a client address: IPv6 clients are counted by /64,
+// IPKey is the key of a client address: IPv6 clients are counted by /64,
 // the block one subscriber usually gets (counting single addresses would
 // give each attacker 2^64 budgets).
-func ipKey(ip string) string {
+func IPKey(ip string) string {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return ip

@@ -52,7 +52,7 @@ type App struct {
 
 	// Access: the login limiter and the proxies whose X-Forwarded-For
 	// names the client.
-	limiter   loginLimiter
+	limiter   access.Limiter
 	hasher    *access.Hasher // bounds concurrent argon2 work (memory, CPU)
 	proxies   []netip.Prefix
 	stopSweep context.CancelFunc
@@ -72,7 +72,10 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 	a := &App{cfg: cfg, log: log, be: be, start: time.Now(), limiter: access.NewLoginLimiter(access.DefaultLoginLimits()),
 		hasher: access.NewHasher(access.DefaultParams(), 0), links: newLinkCache(linkCacheTTL, linkCacheMax, time.Now)}
 	a.proxies, _ = cfg.trustedProxies() // checked by Validate
-	reg := prometheus.NewRegistry()     // the App's own: see metrics
+	if be.Logins != nil {
+		a.limiter = be.Logins // the cluster's instances share the budgets
+	}
+	reg := prometheus.NewRegistry() // the App's own: see metrics
 	a.metrics = newMetrics(reg, reg)
 	secret, err := turnSecret(cfg)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"crisisroom/access"
+	"crisisroom/access/redislimit"
 	"crisisroom/bus"
 	"crisisroom/bus/memory"
 	"crisisroom/bus/redis"
@@ -43,6 +44,9 @@ var (
 type Backends struct {
 	Store Store
 	Bus   bus.Bus
+	// Logins is the login limiter shared by the instances of a cluster
+	// (Redis); nil for one instance, which limits in memory.
+	Logins *redislimit.Limiter
 }
 
 // OpenBackends is OpenBackendsLog for callers without a logger (tools and
@@ -77,11 +81,22 @@ func OpenBackendsLog(ctx context.Context, cfg Config, log *slog.Logger) (*Backen
 			return nil, err
 		}
 	}
-	log.Info("back ends", "store", fmt.Sprintf("%T", st), "bus", fmt.Sprintf("%T", b))
-	return &Backends{Store: st, Bus: b}, nil
+	be := &Backends{Store: st, Bus: b}
+	if cfg.RedisURL != "" {
+		if be.Logins, err = redislimit.New(redislimit.Options{URL: cfg.RedisURL}, access.DefaultLoginLimits(), log.With("component", "logins")); err != nil {
+			be.Close()
+			return nil, err
+		}
+	}
+	log.Info("back ends", "store", fmt.Sprintf("%T", st), "bus", fmt.Sprintf("%T", b), "shared_login_limits", be.Logins != nil)
+	return be, nil
 }
 
 // Close closes the back ends.
 func (b *Backends) Close() error {
-	return errors.Join(b.Bus.Close(), b.Store.Close())
+	var lerr error
+	if b.Logins != nil {
+		lerr = b.Logins.Close()
+	}
+	return errors.Join(b.Bus.Close(), b.Store.Close(), lerr)
 }

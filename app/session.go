@@ -15,12 +15,6 @@ import (
 	"crisisroom/rooms"
 )
 
-// loginLimiter slows password guessing (access.LoginLimiter).
-type loginLimiter interface {
-	Allow(account, ip string, now time.Time) (ok bool, retryAfter time.Duration)
-	Record(account, ip string, success bool, now time.Time)
-}
-
 // sessionBody is what login and GET /session answer: who the caller is,
 // the CSRF token its page must send back, and where it belongs.
 type sessionBody struct {

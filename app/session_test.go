@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"crisisroom/access"
+	"crisisroom/internal/testsvc"
 	"crisisroom/rooms"
 )
 
@@ -296,5 +297,42 @@ func TestAPIRateLimits(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
 		t.Fatalf("4th request in a minute from one address: %d (Retry-After %q), want 429 with Retry-After", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+}
+
+// TestLoginLimitsSharedInCluster: a brute force spread over two
+// instances (a load balancer's round robin) gets one budget, not one per
+// instance: the limiter's buckets are in Redis.
+func TestLoginLimitsSharedInCluster(t *testing.T) {
+	rd, pg := testsvc.StartRedis(t), testsvc.StartPostgres(t)
+	cfg := DefaultConfig()
+	cfg.DatabaseURL, cfg.RedisURL = pg.Schema(t), rd.URL
+	cfg.TrustedProxies = []string{"127.0.0.1/32", "::1/128"} // the test plays the proxy that names the client
+	cfg.RateIP = 0
+	n1, n2 := clStart(t, cfg), clStart(t, cfg)
+	staff(t, n1.a, "alice", "correct horse battery", false, MainRoom, access.Operator)
+	var checked int
+	for i := range 100 {
+		n := n1
+		if i%2 == 1 {
+			n = n2
+		}
+		attacker := newBrowser(t, n.srv.URL)
+		attacker.ip = "203.0.113.66"
+		switch res := attacker.login("alice", fmt.Sprintf("guess-%04d-xxxxxx", i)); res.StatusCode {
+		case http.StatusUnauthorized:
+			checked++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("wrong password %d on %s: %d", i, n.name, res.StatusCode)
+		}
+	}
+	if want := int(access.DefaultLoginLimits().PerPair.Burst); checked != want {
+		t.Fatalf("%d of 100 wrong passwords through two instances were checked, want one budget of %d", checked, want)
+	}
+	user := newBrowser(t, n2.srv.URL)
+	user.ip = "198.51.100.7"
+	if res := user.login("alice", "correct horse battery"); res.StatusCode != http.StatusOK {
+		t.Fatalf("the real user from another address: %d, want 200", res.StatusCode)
 	}
 }
