@@ -60,6 +60,10 @@ type App struct {
 	links *linkCache
 }
 
+// revocationCheck is how often the seated links are compared with the
+// store, for revocations nobody announced here (rooms.WatchRevocations).
+const revocationCheck = 5 * time.Second
+
 // clusterSync is how often an instance of a cluster compares its commune
 // versions with the store's, for the bus losses nobody signals.
 const clusterSync = 5 * time.Second
@@ -142,6 +146,7 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 	sweep, stop := context.WithCancel(context.Background())
 	a.stopSweep = stop
 	go a.sweepSessions(sweep, 10*time.Minute)
+	go a.Rooms.WatchRevocations(sweep, revocationCheck)
 	a.metrics.live(a, sigMetrics)
 	return a, nil
 }

@@ -70,3 +70,41 @@ func TestLinkExpiryEndsTheSeat(t *testing.T) {
 		t.Fatal("B, of a link still valid, was closed")
 	}
 }
+
+// TestUnheardRevocationEndsTheSeat: a link revoked in the store by
+// someone who did not tell this instance (a command-line tool, a lost bus
+// message) still ends its seat at the next check; a member of another
+// link stays.
+func TestUnheardRevocationEndsTheSeat(t *testing.T) {
+	fx := newFixture(t, rooms.Config{ResumeWindow: time.Minute})
+	_, _, pb := fx.join(t, "main", "B")
+	plain, l, err := rooms.CreateLink(context.Background(), fx.st, "main", rooms.RoleParticipant, "leaked", time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa := newFakePeer()
+	if _, _, err := fx.m.Join(context.Background(), plain, "A", "j-A", pa); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go fx.m.WatchRevocations(ctx, 50*time.Millisecond)
+	time.Sleep(150 * time.Millisecond) // a few checks with nothing revoked: nobody leaves
+	if pa.closeCode() != 0 || pb.closeCode() != 0 {
+		t.Fatal("a check closed a live member")
+	}
+	if err := fx.st.RevokeLink(context.Background(), l.ID, time.Now()); err != nil { // behind the manager's back
+		t.Fatal(err)
+	}
+	select {
+	case <-pa.closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("A's seat outlived its link's revocation in the store by 5 s")
+	}
+	if code := pa.closeCode(); code != protocol.CloseRevoked {
+		t.Fatalf("A closed with %d, want %d", code, protocol.CloseRevoked)
+	}
+	if ms := fx.m.Members("main"); len(ms) != 1 || ms[0].Name != "B" || pb.closeCode() != 0 {
+		t.Fatalf("members %+v, want B alone and open", ms)
+	}
+}

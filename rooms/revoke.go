@@ -123,3 +123,65 @@ func (m *Manager) revokedLocked(p *access.Principal) bool {
 	until, ok := m.revoked[p.Kind+":"+p.ID]
 	return ok && time.Now().Before(until)
 }
+
+// WatchRevocations ends, every interval until ctx ends, the seats (and
+// lobby places) of this instance whose link the store says is revoked
+// although nobody told this instance: a revocation made by a command-line
+// tool on the same database, or announced by another instance on a bus
+// that lost it (Redis pub/sub is at-most-once). The rooms' links are read
+// once per room with such seats.
+func (m *Manager) WatchRevocations(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, id := range m.revokedUnheard(ctx) {
+			m.log.Info("link found revoked in the store: ending its seats", "link", id)
+			m.KickPrincipal(access.KindLink, id)
+		}
+	}
+}
+
+// revokedUnheard returns the links seated here that the store has revoked.
+func (m *Manager) revokedUnheard(ctx context.Context) []string {
+	m.mu.Lock()
+	seated := map[string]map[string]bool{} // room → link ids
+	note := func(room string, p *access.Principal) {
+		if p == nil || p.Kind != access.KindLink {
+			return
+		}
+		if seated[room] == nil {
+			seated[room] = map[string]bool{}
+		}
+		seated[room][p.ID] = true
+	}
+	for name, r := range m.rooms {
+		for _, o := range r.members {
+			if o.inst == "" && !o.gone {
+				note(name, o.Principal)
+			}
+		}
+		for _, w := range r.lobby {
+			note(name, w.e.Principal)
+		}
+	}
+	m.mu.Unlock()
+	var out []string
+	for room, ids := range seated {
+		ls, err := m.store.Links(ctx, room)
+		if err != nil {
+			m.log.Warn("revocation check: links not read", "room", room, "err", err)
+			continue
+		}
+		for _, l := range ls {
+			if ids[l.ID] && !l.RevokedAt.IsZero() {
+				out = append(out, l.ID)
+			}
+		}
+	}
+	return out
+}

@@ -17,8 +17,10 @@ import (
 // A commune's link that leaks (forwarded, posted) is revoked and replaced:
 // `links list 56121` shows its links, `links revoke --commune 56121` ends
 // them, `links communes 56121` mints the new one. A server running on the
-// same data sees a revocation made here within a second (it remembers the
-// links it has just checked for that long; see app/linkcache.go).
+// same data refuses a link revoked here within a second (it remembers the
+// links it has just checked for that long; see app/linkcache.go), and
+// ends the seats of a revoked room or guest link within 5 s
+// (rooms.WatchRevocations).
 const linksManageUsage = `usage:
   crisisroom links list SCOPE... [--data DIR]             the links of communes (codes) or rooms (names), never their secrets
   crisisroom links revoke ID... [--data DIR]              revokes links by id (as listed)
