@@ -188,3 +188,58 @@ func (p *page) revokeTwoStep(what, sel string) {
 		p.t.Fatalf("%s: no %s", what, sel)
 	}
 }
+
+// TestAdminHomeInBrowser: an administrator's home lists the accounts and
+// the audit log, mints an API token (shown once) from the form and revokes
+// it; the API refuses the token afterwards.
+func TestAdminHomeInBrowser(t *testing.T) {
+	srv := startServer(t, 6, 30*time.Second)
+	const password = "une autre phrase de passe assez longue"
+	hash, err := access.HashPasswordParams(password, access.TestParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := access.User{ID: rooms.NewID(), Login: "prefete", Name: "Préfète", Admin: true, PasswordHash: hash, CreatedAt: time.Now()}
+	if err := srv.be.Store.Access().CreateUser(context.Background(), u); err != nil {
+		t.Fatal(err)
+	}
+	browser := newBrowser(t)
+	dir := artifactsDir(t)
+	base := "http://" + srv.proxy.addr()
+	p := openPage(t, browser, "admin")
+	p.do("open the home page", 15*time.Second, chromedp.Navigate(base+"/"))
+	p.waitFor("the login form", `!document.getElementById('view-login').hidden`, 10*time.Second)
+	p.do("log in", 10*time.Second, chromedp.SetValue(chromedp.CSS("#login"), "prefete"),
+		chromedp.SetValue(chromedp.CSS("#password"), password), chromedp.Click(chromedp.CSS("#login-submit")))
+	p.waitFor("the admin's lists", `!document.getElementById('sec-tokens').hidden && document.querySelectorAll('#users li').length === 1 && document.querySelectorAll('#audit li').length >= 1`, 10*time.Second)
+	p.waitFor("no token yet", `document.getElementById('tokens-msg').textContent === 'Aucun jeton.'`, 10*time.Second)
+
+	p.do("mint a token", 10*time.Second, chromedp.SetValue(chromedp.CSS("#token-user"), "prefete"),
+		chromedp.SetValue(chromedp.CSS("#token-role"), "observer"), chromedp.SetValue(chromedp.CSS("#token-label"), "tableau de bord"),
+		chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)))
+	p.waitFor("the token, shown once", `!document.getElementById('token-result').hidden && document.getElementById('token-value').value.length >= 43 && document.querySelectorAll('#tokens li[data-state="active"]').length === 1`, 10*time.Second)
+	token := eval[string](p, `document.getElementById('token-value').value`)
+	if got := getStatus(t, base+"/api/v1/session", token); got != http.StatusOK {
+		t.Fatalf("the new token: %d", got)
+	}
+	screenshot(t, p, dir, "home-admin.png")
+	p.revokeTwoStep("revoke the token", `#tokens li[data-state="active"] .revoke`)
+	p.waitFor("the token revoked", `document.querySelectorAll('#tokens li[data-state="revoked"]').length === 1 && document.getElementById('tokens-msg').textContent === 'Jeton révoqué.'`, 10*time.Second)
+	if got := getStatus(t, base+"/api/v1/session", token); got != http.StatusUnauthorized {
+		t.Fatalf("the revoked token: %d, want 401", got)
+	}
+	p.checkClean()
+}
+
+// getStatus GETs url with token and returns the status.
+func getStatus(t *testing.T, url, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}

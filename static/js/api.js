@@ -185,3 +185,14 @@ export async function copyText(text, input = null) {
     return false;
   }
 }
+
+/**
+ * The sentence that says why a call failed, in the page's language: the
+ * server's own message, or that the network is down.
+ * @param {import('./i18n.js').I18n} i18n
+ * @param {unknown} err
+ */
+export function failure(i18n, err) {
+  const why = err instanceof ApiError && err.status !== 0 ? err.message : i18n.t('common.offline');
+  return i18n.t('common.failed', { why });
+}

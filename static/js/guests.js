@@ -4,7 +4,7 @@
 // links and revoke one (its guests are disconnected at once). Labels and
 // names come from people: textContent only.
 
-import { apiJSON, ApiError, copyText } from './api.js';
+import { apiJSON, ApiError, copyText, failure } from './api.js';
 import { byId, find } from './ui.js';
 import { fmtTime } from './mainlog-data.js';
 import { twoStepButton } from './confirm.js';
@@ -233,8 +233,7 @@ export class GuestLinks {
    */
   why(err) {
     if (err instanceof ApiError && err.status === 403) return this.i18n.t('toast.forbidden');
-    const why = err instanceof ApiError && err.status !== 0 ? err.message : this.i18n.t('common.offline');
-    return this.i18n.t('common.failed', { why });
+    return failure(this.i18n, err);
   }
 }
 

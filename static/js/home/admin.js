@@ -3,8 +3,8 @@
 // users (create; give or take a role in an event) and the audit log. Every
 // value a person typed reaches the page through textContent only.
 
-import { byId, find } from '../ui.js';
-import { ApiError, apiJSON, copyText } from '../api.js';
+import { byId, find, localTime } from '../ui.js';
+import { apiJSON, copyText, failure } from '../api.js';
 import { twoStepButton } from '../confirm.js';
 
 /**
@@ -92,30 +92,11 @@ export class Admin {
 
   /**
    * @private
-   * @param {unknown} err
-   */
-  why(err) {
-    const why = err instanceof ApiError && err.status !== 0 ? err.message : this.i18n.t('common.offline');
-    return this.i18n.t('common.failed', { why });
-  }
-
-  /**
-   * @private
    * @param {string} id
    * @param {string} text
    */
   say(id, text) {
     byId(id).textContent = text;
-  }
-
-  /**
-   * @private
-   * @param {string} iso
-   */
-  time(iso) {
-    const d = new Date(iso);
-    if (Number.isNaN(d.getTime())) return String(iso);
-    return d.toLocaleString(this.i18n.lang, { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' });
   }
 
   /** @private */
@@ -151,7 +132,7 @@ export class Admin {
       this.tokens = Array.isArray(list) ? list : [];
       this.say('tokens-msg', '');
     } catch (err) {
-      this.say('tokens-msg', this.why(err));
+      this.say('tokens-msg', failure(this.i18n, err));
     }
     this.renderTokens();
   }
@@ -175,7 +156,7 @@ export class Admin {
       this.renderEventSelects();
       await this.loadTokens();
     } catch (err) {
-      this.say('token-msg', this.why(err));
+      this.say('token-msg', failure(this.i18n, err));
     }
   }
 
@@ -205,8 +186,8 @@ export class Admin {
       const meta = document.createElement('p');
       meta.className = 'item-meta';
       const who = logins.get(String(t.user_id)) ?? String(t.user_id);
-      const parts = [who, roleName(i18n, t.role), t.event || i18n.t('tokens.eventAll'), i18n.t('tokens.created_at', { time: this.time(t.created_at) })];
-      if (t.expires_at) parts.push(i18n.t('tokens.expires_at', { time: this.time(t.expires_at) }));
+      const parts = [who, roleName(i18n, t.role), t.event || i18n.t('tokens.eventAll'), i18n.t('tokens.created_at', { time: localTime(this.i18n, t.created_at) })];
+      if (t.expires_at) parts.push(i18n.t('tokens.expires_at', { time: localTime(this.i18n, t.expires_at) }));
       meta.textContent = parts.join(' · ');
       li.append(head, meta);
       if (state === 'active') {
@@ -234,7 +215,7 @@ export class Admin {
       await this.loadTokens();
       this.say('tokens-msg', this.i18n.t('tokens.revoked'));
     } catch (err) {
-      this.say('tokens-msg', this.why(err));
+      this.say('tokens-msg', failure(this.i18n, err));
     }
   }
 
@@ -248,7 +229,7 @@ export class Admin {
       this.users = Array.isArray(list) ? list : [];
       this.say('users-msg', '');
     } catch (err) {
-      this.say('users-msg', this.why(err));
+      this.say('users-msg', failure(this.i18n, err));
     }
     this.renderUsers();
   }
@@ -269,7 +250,7 @@ export class Admin {
       this.say('user-msg', this.i18n.t('users.created', { login }));
       await this.loadUsers();
     } catch (err) {
-      this.say('user-msg', this.why(err));
+      this.say('user-msg', failure(this.i18n, err));
     }
   }
 
@@ -284,7 +265,7 @@ export class Admin {
       this.say('role-msg', this.i18n.t(role ? 'users.roleSet' : 'users.roleRemoved'));
       await this.loadUsers();
     } catch (err) {
-      this.say('role-msg', this.why(err));
+      this.say('role-msg', failure(this.i18n, err));
     }
   }
 
@@ -335,7 +316,7 @@ export class Admin {
       this.audit = (Array.isArray(list) ? list : []).slice(0, AUDIT_SHOWN);
       this.say('audit-msg', '');
     } catch (err) {
-      this.say('audit-msg', this.why(err));
+      this.say('audit-msg', failure(this.i18n, err));
     }
     this.renderAudit();
   }
@@ -350,7 +331,7 @@ export class Admin {
       head.className = 'item-head';
       const at = document.createElement('time');
       at.dateTime = String(a.at);
-      at.textContent = this.time(a.at);
+      at.textContent = localTime(this.i18n, a.at);
       const action = document.createElement('strong');
       action.textContent = String(a.action);
       head.append(at, ' ', action);

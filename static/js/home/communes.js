@@ -4,8 +4,8 @@
 // revoke one that leaked — the server refuses it from the next request.
 // Every value reaches the page through textContent only.
 
-import { byId, find } from '../ui.js';
-import { ApiError, apiJSON, copyText } from '../api.js';
+import { byId, find, localTime } from '../ui.js';
+import { apiJSON, copyText, failure } from '../api.js';
 import { twoStepButton } from '../confirm.js';
 
 /**
@@ -58,15 +58,6 @@ export class CommuneLinks {
     byId('commune-msg').textContent = text;
   }
 
-  /**
-   * @private
-   * @param {unknown} err
-   */
-  why(err) {
-    const why = err instanceof ApiError && err.status !== 0 ? err.message : this.i18n.t('common.offline');
-    return this.i18n.t('common.failed', { why });
-  }
-
   /** @private */
   path() {
     return `/api/v1/communes/${encodeURIComponent(this.code)}/links`;
@@ -81,7 +72,7 @@ export class CommuneLinks {
       this.say('');
     } catch (err) {
       this.links = [];
-      this.say(this.why(err));
+      this.say(failure(this.i18n, err));
     }
     this.render();
   }
@@ -97,7 +88,7 @@ export class CommuneLinks {
       byId('commune-result').hidden = false;
       await this.load();
     } catch (err) {
-      this.say(this.why(err));
+      this.say(failure(this.i18n, err));
     }
   }
 
@@ -118,18 +109,8 @@ export class CommuneLinks {
       await this.load();
       this.say(this.i18n.t('communes.revoked'));
     } catch (err) {
-      this.say(this.why(err));
+      this.say(failure(this.i18n, err));
     }
-  }
-
-  /**
-   * @private
-   * @param {string} iso
-   */
-  time(iso) {
-    const d = new Date(iso);
-    if (Number.isNaN(d.getTime())) return String(iso);
-    return d.toLocaleString(this.i18n.lang, { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' });
   }
 
   /** @private */
@@ -151,8 +132,8 @@ export class CommuneLinks {
       head.append(label, ' ', badge);
       const meta = document.createElement('p');
       meta.className = 'item-meta';
-      meta.textContent = [i18n.t('tokens.created_at', { time: this.time(l.created_at) }),
-        i18n.t(l.state === 'expired' ? 'communes.expired_at' : 'tokens.expires_at', { time: this.time(l.expires_at) })].join(' · ');
+      meta.textContent = [i18n.t('tokens.created_at', { time: localTime(this.i18n, l.created_at) }),
+        i18n.t(l.state === 'expired' ? 'communes.expired_at' : 'tokens.expires_at', { time: localTime(this.i18n, l.expires_at) })].join(' · ');
       li.append(head, meta);
       if (l.state === 'active') {
         li.append(twoStepButton({

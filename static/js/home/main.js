@@ -6,7 +6,7 @@
 
 import { I18n } from '../i18n.js';
 import { byId, find } from '../ui.js';
-import { ApiError, apiJSON, getSession, logIn, logOut, logOutEverywhere, sessionAuth } from '../api.js';
+import { ApiError, apiJSON, failure, getSession, logIn, logOut, logOutEverywhere, sessionAuth } from '../api.js';
 import { Admin, roleName } from './admin.js';
 import { CommuneLinks } from './communes.js';
 
@@ -319,7 +319,7 @@ class Home {
       el.hidden = !note;
       this.showLogin();
     } catch (err) {
-      msg.textContent = this.i18n.t('common.failed', { why: err instanceof ApiError && err.status !== 0 ? err.message : this.i18n.t('common.offline') });
+      msg.textContent = failure(this.i18n, err);
     }
   }
 }
