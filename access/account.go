@@ -52,13 +52,7 @@ func CheckTokenGrant(u User, ms []Membership, role Role, chain []string) error {
 	if !u.DisabledAt.IsZero() {
 		return fmt.Errorf("%w: account %s is disabled", ErrForbidden, u.Login)
 	}
-	p := &Principal{Roles: map[string]Role{}}
-	if u.Admin {
-		p.Global = Admin
-	}
-	for _, m := range ms {
-		p.Roles[m.Event] = m.Role
-	}
+	p := UserPrincipal(u, ms)
 	var held Role
 	if len(chain) == 0 {
 		held = p.Global
@@ -76,4 +70,17 @@ func CheckTokenGrant(u User, ms []Membership, role Role, chain []string) error {
 		return fmt.Errorf("%w: %s is %s in %s, a token cannot be %s", ErrForbidden, u.Login, held, where, role)
 	}
 	return nil
+}
+
+// UserPrincipal is a staff account's principal: global admin or not, and
+// its role in each event it is a member of.
+func UserPrincipal(u User, ms []Membership) *Principal {
+	p := &Principal{Kind: KindSession, ID: u.ID, UserID: u.ID, Name: u.Name, Roles: map[string]Role{}}
+	if u.Admin {
+		p.Global = Admin
+	}
+	for _, m := range ms {
+		p.Roles[m.Event] = m.Role
+	}
+	return p
 }

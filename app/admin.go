@@ -68,8 +68,7 @@ func (a *App) createEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev, _ := a.Mainlog.Event(r.Context(), slug)
-	p := access.FromContext(r.Context())
-	a.audit(r.Context(), access.AuditEntry{Actor: p.Name, Action: "event_created", Target: slug, IP: clientIP(r, a.proxies)})
+	a.auditReq(r, "event_created", slug, "")
 	writeJSON(w, http.StatusCreated, ev)
 }
 
@@ -153,8 +152,7 @@ func (a *App) createUser(w http.ResponseWriter, r *http.Request) {
 		a.unavailable(w, "create user", err)
 		return
 	}
-	p := access.FromContext(r.Context())
-	a.audit(r.Context(), access.AuditEntry{Actor: p.Name, Action: "user_created", Target: login, Detail: "admin=" + strconv.FormatBool(in.Admin), IP: clientIP(r, a.proxies)})
+	a.auditReq(r, "user_created", login, "admin="+strconv.FormatBool(in.Admin))
 	writeJSON(w, http.StatusCreated, userView{u, []access.Membership{}})
 }
 
@@ -195,8 +193,7 @@ func (a *App) setMembership(w http.ResponseWriter, r *http.Request) {
 		a.unavailable(w, "set membership", err)
 		return
 	}
-	p := access.FromContext(r.Context())
-	a.audit(r.Context(), access.AuditEntry{Actor: p.Name, Action: "membership_set", Target: u.Login + "@" + slug, Detail: "role=" + string(role), IP: clientIP(r, a.proxies)})
+	a.auditReq(r, "membership_set", u.Login+"@"+slug, "role="+string(role))
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -245,30 +242,25 @@ func (a *App) createToken(w http.ResponseWriter, r *http.Request) {
 		a.unavailable(w, "look up user", err)
 		return
 	}
-	ms, err := st.Memberships(r.Context(), u.ID)
-	if err != nil {
-		a.unavailable(w, "memberships", err)
-		return
-	}
 	var chain []string
 	if in.Event != "" {
 		chain = a.EventChain(in.Event)
 	}
-	if err := access.CheckTokenGrant(u, ms, role, chain); err != nil {
+	actor := ""
+	if p := access.FromContext(r.Context()); p != nil {
+		actor = p.Name
+	}
+	plain, t, err := MintToken(r.Context(), st, TokenGrant{User: u, Role: role, Event: in.Event, Chain: chain,
+		Label: truncate(strings.TrimSpace(in.Label), 80), TTL: ttl}, actor, clientIP(r, a.proxies), time.Now())
+	switch {
+	case errors.Is(err, access.ErrForbidden):
 		// A token never carries more than its user holds.
 		badRequest(w, "Jeton refusé : "+err.Error())
 		return
-	}
-	plain, hash := rooms.NewSecret()
-	now := time.Now().UTC()
-	t := access.Token{ID: rooms.NewID(), Hash: hash, UserID: u.ID, Role: role, Event: in.Event, Label: truncate(strings.TrimSpace(in.Label), 80),
-		CreatedAt: now, ExpiresAt: now.Add(ttl)}
-	if err := st.CreateToken(r.Context(), t); err != nil {
+	case err != nil:
 		a.unavailable(w, "create token", err)
 		return
 	}
-	p := access.FromContext(r.Context())
-	a.audit(r.Context(), access.AuditEntry{Actor: p.Name, Action: "token_created", Target: t.ID, Detail: u.Login + " " + string(role) + " " + in.Event, IP: clientIP(r, a.proxies)})
 	writeJSON(w, http.StatusCreated, struct {
 		access.Token
 		Secret string `json:"token"`
@@ -286,8 +278,7 @@ func (a *App) revokeToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.Rooms.KickPrincipal(access.KindToken, id) // and whatever it holds open, at once
-	p := access.FromContext(r.Context())
-	a.audit(r.Context(), access.AuditEntry{Actor: p.Name, Action: "token_revoked", Target: id, IP: clientIP(r, a.proxies)})
+	a.auditReq(r, "token_revoked", id, "")
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -73,11 +73,13 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, be: be, start: time.Now(), limiter: access.NewLoginLimiter(access.DefaultLoginLimits()),
+	a := &App{cfg: cfg, log: log, be: be, start: time.Now(),
 		hasher: access.NewHasher(access.DefaultParams(), 0), links: newLinkCache(linkCacheTTL, linkCacheMax, time.Now)}
 	a.proxies, _ = cfg.trustedProxies() // checked by Validate
 	if be.Logins != nil {
-		a.limiter = be.Logins // the cluster's instances share the budgets
+		a.limiter = be.Logins // a cluster's instances share Redis's budgets
+	} else {
+		a.limiter = access.NewLoginLimiter(access.DefaultLoginLimits())
 	}
 	reg := prometheus.NewRegistry() // the App's own: see metrics
 	a.metrics = newMetrics(reg, reg)

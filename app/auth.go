@@ -80,7 +80,7 @@ func (g *gate) handler(next http.Handler) http.Handler {
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal", "message": "route without an authorization rule"})
 			return
 		}
-		p, err := g.a.principal(r)
+		p, login, err := g.a.principal(r)
 		switch {
 		case errors.Is(err, errCSRF):
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": "csrf",
@@ -112,7 +112,11 @@ func (g *gate) handler(next http.Handler) http.Handler {
 				"message": "Votre rôle ne permet pas cette action."})
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(access.WithPrincipal(r.Context(), p)))
+		ctx := access.WithPrincipal(r.Context(), p)
+		if login != nil {
+			ctx = context.WithValue(ctx, staffLoginKey{}, login)
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -138,27 +142,38 @@ func (a *App) EventChain(slug string) []string {
 }
 
 // principal resolves the request's credential: a bearer token (a link or
-// an API token) or the session cookie. No credential is (nil, nil).
-func (a *App) principal(r *http.Request) (*access.Principal, error) {
+// an API token) or the session cookie, with what the session's lookup
+// read (whoami answers with it). No credential is (nil, nil, nil).
+func (a *App) principal(r *http.Request) (*access.Principal, *staffLogin, error) {
 	if tok := bearer(r); tok != "" {
-		return a.bearerPrincipal(r.Context(), tok)
+		p, err := a.bearerPrincipal(r.Context(), tok)
+		return p, nil, err
 	}
 	c, err := r.Cookie(SessionCookie)
 	if err != nil || c.Value == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
-	p, s, err := a.sessionPrincipal(r.Context(), c.Value)
+	p, login, err := a.sessionPrincipal(r.Context(), c.Value)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if unsafeMethod(r.Method) {
 		got := r.Header.Get(CSRFHeader)
-		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.CSRF)) != 1 {
-			return nil, errCSRF
+		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(login.session.CSRF)) != 1 {
+			return nil, nil, errCSRF
 		}
 	}
-	return p, nil
+	return p, &login, nil
 }
+
+// staffLogin is what resolving a session cookie read: the session and its
+// user.
+type staffLogin struct {
+	session access.Session
+	user    access.User
+}
+
+type staffLoginKey struct{}
 
 func unsafeMethod(m string) bool {
 	return m != http.MethodGet && m != http.MethodHead && m != http.MethodOptions
@@ -226,44 +241,34 @@ func linkPrincipal(l rooms.Link, now time.Time) (*access.Principal, error) {
 }
 
 // sessionPrincipal resolves a session cookie's value.
-func (a *App) sessionPrincipal(ctx context.Context, cookie string) (*access.Principal, access.Session, error) {
+func (a *App) sessionPrincipal(ctx context.Context, cookie string) (*access.Principal, staffLogin, error) {
+	var none staffLogin
 	if len(cookie) > 256 {
-		return nil, access.Session{}, access.ErrUnauthenticated
+		return nil, none, access.ErrUnauthenticated
 	}
 	st := a.be.Store.Access()
 	s, err := st.SessionByHash(ctx, rooms.HashSecret(cookie))
 	if errors.Is(err, access.ErrNotFound) {
-		return nil, s, access.ErrUnauthenticated
+		return nil, none, access.ErrUnauthenticated
 	}
 	if err != nil {
-		return nil, s, fmt.Errorf("look up session: %w", err)
+		return nil, none, fmt.Errorf("look up session: %w", err)
 	}
 	if !time.Now().Before(s.ExpiresAt) {
-		return nil, s, access.ErrUnauthenticated
+		return nil, none, access.ErrUnauthenticated
 	}
 	u, err := st.UserByID(ctx, s.UserID)
 	if errors.Is(err, access.ErrNotFound) || (err == nil && !u.DisabledAt.IsZero()) {
-		return nil, s, access.ErrUnauthenticated
+		return nil, none, access.ErrUnauthenticated
 	}
 	if err != nil {
-		return nil, s, fmt.Errorf("look up user: %w", err)
+		return nil, none, fmt.Errorf("look up user: %w", err)
 	}
 	ms, err := st.Memberships(ctx, u.ID)
 	if err != nil {
-		return nil, s, fmt.Errorf("memberships: %w", err)
+		return nil, none, fmt.Errorf("memberships: %w", err)
 	}
-	return userPrincipal(u, ms), s, nil
-}
-
-func userPrincipal(u access.User, ms []access.Membership) *access.Principal {
-	p := &access.Principal{Kind: access.KindSession, ID: u.ID, UserID: u.ID, Name: u.Name, Roles: map[string]access.Role{}}
-	if u.Admin {
-		p.Global = access.Admin
-	}
-	for _, m := range ms {
-		p.Roles[m.Event] = m.Role
-	}
-	return p
+	return access.UserPrincipal(u, ms), staffLogin{session: s, user: u}, nil
 }
 
 // clientIP is the request's peer, or the client a trusted proxy names in

@@ -13,7 +13,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"crisisroom/access"
 	"crisisroom/rooms"
 )
 
@@ -26,12 +25,21 @@ func (a *App) mountCommuneLinks(r chi.Router) {
 	r.Delete("/communes/{code}/links/{id}", a.revokeCommuneLink)
 }
 
-// communeLinks returns the commune's declaration links, newest first; ok
-// is false (and the answer written) for a commune outside the territory.
-func (a *App) communeLinks(w http.ResponseWriter, r *http.Request) (code string, links []rooms.Link, ok bool) {
+// communeCode returns the route's commune; ok is false (and the answer
+// written) for a commune outside the territory.
+func (a *App) communeCode(w http.ResponseWriter, r *http.Request) (code string, ok bool) {
 	code = chi.URLParam(r, "code")
 	if _, known := a.Territory.Lookup(code); !known {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "message": "Commune inconnue du territoire."})
+		return code, false
+	}
+	return code, true
+}
+
+// communeLinks returns the commune's declaration links, newest first; ok
+// is false (and the answer written) for a commune outside the territory.
+func (a *App) communeLinks(w http.ResponseWriter, r *http.Request) (code string, links []rooms.Link, ok bool) {
+	if code, ok = a.communeCode(w, r); !ok {
 		return code, nil, false
 	}
 	links, err := a.linksOf(r, code, KindCommune)
@@ -57,7 +65,7 @@ func (a *App) listCommuneLinks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) createCommuneLink(w http.ResponseWriter, r *http.Request) {
-	code, _, ok := a.communeLinks(w, r)
+	code, ok := a.communeCode(w, r)
 	if !ok {
 		return
 	}
@@ -67,8 +75,7 @@ func (a *App) createCommuneLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := ls[0]
-	a.audit(r.Context(), access.AuditEntry{Actor: actorName(r), Action: "link_created", Target: code, IP: clientIP(r, a.proxies),
-		Detail: "lien de déclaration de " + l.Name})
+	a.auditReq(r, "link_created", code, "lien de déclaration de "+l.Name)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, l) // the token is shown this once: only its hash is stored
 }
@@ -80,12 +87,4 @@ func (a *App) revokeCommuneLink(w http.ResponseWriter, r *http.Request) {
 	if ok {
 		a.revokeListed(w, r, code, links, "Aucun lien de cette commune ne porte cet identifiant.")
 	}
-}
-
-// actorName names the caller in the audit log.
-func actorName(r *http.Request) string {
-	if p := access.FromContext(r.Context()); p != nil {
-		return p.Name
-	}
-	return ""
 }

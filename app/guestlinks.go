@@ -169,7 +169,10 @@ func (a *App) createGuestLink(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, msg)
 		return
 	}
-	by := actorName(r)
+	by := ""
+	if p := access.FromContext(r.Context()); p != nil {
+		by = p.Name
+	}
 	now := time.Now()
 	plain, l, err := rooms.CreateGuestLink(r.Context(), a.be.Store, rooms.GuestLink{Room: slug, Label: in.Label, CreatedBy: by,
 		TTL: time.Duration(*in.ExpiresInMinutes) * time.Minute, MaxUses: *in.MaxUses, WatchOnly: in.WatchOnly, Lobby: in.Lobby}, now)
@@ -181,9 +184,8 @@ func (a *App) createGuestLink(w http.ResponseWriter, r *http.Request) {
 		a.unavailable(w, "create guest link", err)
 		return
 	}
-	a.audit(r.Context(), access.AuditEntry{Actor: by, Action: "link_created", Target: slug, IP: clientIP(r, a.proxies),
-		Detail: fmt.Sprintf("invité %q (%s) : %d min, %d utilisations, lecture seule=%v, salle d'attente=%v",
-			l.Label, l.ID, *in.ExpiresInMinutes, l.MaxUses, l.WatchOnly, l.Lobby)})
+	a.auditReq(r, "link_created", slug, fmt.Sprintf("invité %q (%s) : %d min, %d utilisations, lecture seule=%v, salle d'attente=%v",
+		l.Label, l.ID, *in.ExpiresInMinutes, l.MaxUses, l.WatchOnly, l.Lobby))
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, struct {
 		guestLinkView
@@ -215,6 +217,6 @@ func (a *App) revokeListed(w http.ResponseWriter, r *http.Request, target string
 		a.unavailable(w, "revoke link", err)
 		return
 	}
-	a.audit(r.Context(), access.AuditEntry{Actor: actorName(r), Action: "link_revoked", Target: target, Detail: id, IP: clientIP(r, a.proxies)})
+	a.auditReq(r, "link_revoked", target, id)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -38,7 +38,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		Password string `json:"password"`
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
-	if err := dec.Decode(&in); err != nil || in.Login == "" || in.Password == "" || len(in.Login) > 64 || len(in.Password) > 1024 {
+	if err := dec.Decode(&in); err != nil || in.Login == "" || in.Password == "" || len(in.Login) > access.MaxLoginLen || len(in.Password) > access.MaxPasswordLen {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid", "message": "Identifiant et mot de passe requis."})
 		return
 	}
@@ -48,7 +48,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		login = "?" // no account has it: checked (and limited) like an unknown login
 	}
 	if ok, wait := a.limiter.Allow(login, ip, now); !ok {
-		secs := int(wait.Round(time.Second).Seconds()) + 1
+		secs := max(1, int(wait/time.Second)) // the limiters answer whole seconds, rounded up
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		a.audit(r.Context(), access.AuditEntry{Actor: login, Action: "login_throttled", IP: ip})
 		writeJSON(w, http.StatusTooManyRequests, map[string]any{"error": "rate_limited", "retry_after_s": secs,
@@ -56,9 +56,9 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := a.be.Store.Access()
-	u, err := st.UserByLogin(r.Context(), login)
-	if lerr != nil {
-		err = access.ErrNotFound
+	u, err := access.User{}, access.ErrNotFound
+	if lerr == nil {
+		u, err = st.UserByLogin(r.Context(), login)
 	}
 	if err != nil && !errors.Is(err, access.ErrNotFound) {
 		a.unavailable(w, "look up user", err)
@@ -92,8 +92,25 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, a.sessionCookie(r, plain, a.cfg.SessionTTL))
 	a.audit(r.Context(), access.AuditEntry{Actor: u.Login, Action: "login", IP: ip})
+	a.rehash(r.Context(), u, in.Password)
 	ms, _ := st.Memberships(r.Context(), u.ID)
 	writeJSON(w, http.StatusOK, sessionBody{User: u, CSRF: csrf, Memberships: nonNil(ms), Kind: access.KindSession})
+}
+
+// rehash stores a fresh hash of a password just checked when its hash was
+// made with other parameters than the server's: raising the cost reaches
+// every account at its next login. A failure only delays it.
+func (a *App) rehash(ctx context.Context, u access.User, pw string) {
+	if !a.hasher.NeedsRehash(u.PasswordHash) {
+		return
+	}
+	h, err := a.hasher.Hash(ctx, pw)
+	if err == nil {
+		err = a.be.Store.Access().SetPassword(ctx, u.ID, h)
+	}
+	if err != nil {
+		a.log.Warn("password hash not upgraded", "user", u.ID, "err", err)
+	}
 }
 
 // sessionCookie: HttpOnly (no script reads it), SameSite=Lax (not sent on
@@ -117,19 +134,9 @@ func (a *App) whoami(w http.ResponseWriter, r *http.Request) {
 			Memberships: rolesOf(p), Kind: p.Kind})
 		return
 	}
-	st := a.be.Store.Access()
-	u, err := st.UserByID(r.Context(), p.UserID)
-	if err != nil {
-		a.unavailable(w, "look up user", err)
-		return
-	}
-	c, _ := r.Cookie(SessionCookie)
-	s, err := st.SessionByHash(r.Context(), rooms.HashSecret(c.Value))
-	if err != nil {
-		a.unavailable(w, "look up session", err)
-		return
-	}
-	writeJSON(w, http.StatusOK, sessionBody{User: u, CSRF: s.CSRF, Memberships: rolesOf(p), Kind: p.Kind})
+	// The gate has just read the session and its user.
+	login := r.Context().Value(staffLoginKey{}).(*staffLogin)
+	writeJSON(w, http.StatusOK, sessionBody{User: login.user, CSRF: login.session.CSRF, Memberships: rolesOf(p), Kind: p.Kind})
 }
 
 func rolesOf(p *access.Principal) []access.Membership {
@@ -176,6 +183,16 @@ func (a *App) logoutAll(w http.ResponseWriter, r *http.Request) {
 
 // audit records an access event; a failure to record is logged, never
 // shown to the user (the action itself has happened).
+// auditReq writes an API request's action to the audit log, under its
+// caller's name and address.
+func (a *App) auditReq(r *http.Request, action, target, detail string) {
+	e := access.AuditEntry{Action: action, Target: target, Detail: detail, IP: clientIP(r, a.proxies)}
+	if p := access.FromContext(r.Context()); p != nil {
+		e.Actor = p.Name
+	}
+	a.audit(r.Context(), e)
+}
+
 func (a *App) audit(ctx context.Context, e access.AuditEntry) {
 	if e.At.IsZero() {
 		e.At = time.Now().UTC()

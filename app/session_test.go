@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -190,6 +191,10 @@ func TestLoginBruteForce(t *testing.T) {
 			if res.Header.Get("Retry-After") == "" {
 				t.Fatal("429 without Retry-After")
 			}
+			// The pair's budget refills one attempt a minute: never more.
+			if n, err := strconv.Atoi(res.Header.Get("Retry-After")); err != nil || n < 1 || n > 60 {
+				t.Fatalf("Retry-After %q, want 1 to 60 s", res.Header.Get("Retry-After"))
+			}
 		case http.StatusUnauthorized:
 			wrong++
 		default:
@@ -334,5 +339,26 @@ func TestLoginLimitsSharedInCluster(t *testing.T) {
 	user.ip = "198.51.100.7"
 	if res := user.login("alice", "correct horse battery"); res.StatusCode != http.StatusOK {
 		t.Fatalf("the real user from another address: %d, want 200", res.StatusCode)
+	}
+}
+
+// TestLoginUpgradesTheHash: a password hashed with other parameters than
+// the server's is hashed again at its next good login, so that raising
+// the cost reaches every account.
+func TestLoginUpgradesTheHash(t *testing.T) {
+	a, srv := startApp(t, mapConfig(t, false))
+	u := staff(t, a, "alice", "correct horse battery", false, MainRoom, access.Operator) // cheap test parameters
+	if !a.hasher.NeedsRehash(u.PasswordHash) {
+		t.Fatal("the test's hash already has the server's parameters")
+	}
+	if res := newBrowser(t, srv.URL).login("alice", "correct horse battery"); res.StatusCode != http.StatusOK {
+		t.Fatalf("login: %d", res.StatusCode)
+	}
+	got, err := a.be.Store.Access().UserByID(context.Background(), u.ID)
+	if err != nil || a.hasher.NeedsRehash(got.PasswordHash) {
+		t.Fatalf("hash after the login %q, %v: want the server's parameters", got.PasswordHash, err)
+	}
+	if res := newBrowser(t, srv.URL).login("alice", "correct horse battery"); res.StatusCode != http.StatusOK {
+		t.Fatalf("login with the upgraded hash: %d", res.StatusCode)
 	}
 }

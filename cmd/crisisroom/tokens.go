@@ -13,7 +13,6 @@ import (
 
 	"crisisroom/access"
 	"crisisroom/app"
-	"crisisroom/rooms"
 )
 
 const tokensUsage = `usage:
@@ -106,25 +105,10 @@ func tokens(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 	}
-	ms, err := st.Memberships(ctx, u.ID)
+	plain, t, err := app.MintToken(ctx, st, app.TokenGrant{User: u, Role: role, Event: *event, Chain: chain, Label: *label, TTL: *ttl},
+		cliActor, "", time.Now())
 	if err != nil {
 		return err
-	}
-	if err := access.CheckTokenGrant(u, ms, role, chain); err != nil {
-		return err
-	}
-	plain, hash := rooms.NewSecret()
-	now := time.Now().UTC()
-	t := access.Token{ID: rooms.NewID(), Hash: hash, UserID: u.ID, Role: role, Event: *event, Label: *label,
-		CreatedAt: now, ExpiresAt: now.Add(*ttl)}
-	if err := st.CreateToken(ctx, t); err != nil {
-		return err
-	}
-	if err := st.Audit(ctx, access.AuditEntry{At: now, Actor: cliActor, Action: "token_created", Target: t.ID,
-		Detail: fmt.Sprintf("user=%s role=%s event=%s expires=%s label=%q", u.Login, role, eventName(t.Event), t.ExpiresAt.Format(time.RFC3339), t.Label)}); err != nil {
-		// A token nobody can trace must not be handed out.
-		_ = st.RevokeToken(ctx, t.ID, now)
-		return fmt.Errorf("the audit log failed, token withdrawn: %w", err)
 	}
 	// The token alone on stdout, for scripts; the rest on stderr.
 	fmt.Fprintln(stdout, plain)
