@@ -145,6 +145,13 @@ type Principal struct {
 	WatchOnly bool
 }
 
+// Key names a credential — its kind and id — for revocation memories,
+// socket indexes and rate limits.
+func Key(kind, id string) string { return kind + ":" + id }
+
+// Key is the principal's credential's Key.
+func (p *Principal) Key() string { return Key(p.Kind, p.ID) }
+
 // Kinds of principal.
 const (
 	KindSession = "session"

@@ -93,7 +93,7 @@ func (g *gate) handler(next http.Handler) http.Handler {
 				"message": "Service momentanément indisponible : réessayez."})
 			return
 		}
-		if p != nil && g.perCred != nil && g.perCred.RespondOnLimit(w, r, "cred:"+p.Kind+":"+p.ID) {
+		if p != nil && g.perCred != nil && g.perCred.RespondOnLimit(w, r, "cred:"+p.Key()) {
 			return
 		}
 		if !known {

@@ -5,6 +5,7 @@ package rooms
 // about their members and the map presenter (see cluster.go).
 
 import (
+	"slices"
 	"time"
 
 	"crisisroom/protocol"
@@ -182,7 +183,7 @@ func (m *Manager) reconcileLobbiesLocked(rem *remote, lobbies []lobbyRoom) {
 	listed := make(map[string]bool, len(lobbies))
 	for _, l := range lobbies {
 		listed[l.Room] = true
-		if !sameLobby(rem.lobby[l.Room], l.Waiting) {
+		if !slices.Equal(rem.lobby[l.Room], l.Waiting) {
 			m.remoteLobbyLocked(rem, l.Room, l.Waiting)
 		}
 	}
@@ -191,18 +192,6 @@ func (m *Manager) reconcileLobbiesLocked(rem *remote, lobbies []lobbyRoom) {
 			m.remoteLobbyLocked(rem, room, nil)
 		}
 	}
-}
-
-func sameLobby(a, b []protocol.LobbyEntry) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func (m *Manager) addRemoteLocked(rem *remote, inst string, s seat) {

@@ -11,10 +11,11 @@ import "time"
 
 // armExpiryLocked ends mem's seat when its link expires.
 func (m *Manager) armExpiryLocked(mem *Member) {
-	if mem.expires.IsZero() || mem.inst != "" {
+	if mem.expires.IsZero() { // a staff session's seat; remote seats have none either
 		return
 	}
-	mem.expiry = time.AfterFunc(time.Until(mem.expires), func() {
+	// The link's clock: the one that let it in (Config.Now).
+	mem.expiry = time.AfterFunc(mem.expires.Sub(m.cfg.Now()), func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		if mem.gone {
@@ -22,7 +23,7 @@ func (m *Manager) armExpiryLocked(mem *Member) {
 		}
 		m.log.Info("link expired: seat ended", "room", mem.Room, "member", mem.ID, "link", mem.LinkID)
 		if mem.peer != nil {
-			refuse(mem.peer, "", ErrTokenExpired)
+			Refuse(mem.peer, "", ErrTokenExpired)
 		}
 		m.removeLocked(mem)
 	})

@@ -301,15 +301,17 @@ func (m *Manager) endWaiter(w *Waiter, err error) bool {
 		}
 	}
 	w.state = waitGone
-	refuse(w.e.Peer, w.e.ReqID, err)
+	Refuse(w.e.Peer, w.e.ReqID, err)
 	return true
 }
 
-// refuse answers a request with err's wire error and closes with its code.
-func refuse(p Peer, ref string, err error) {
-	code, closeCode, msg, _ := Refusal(err)
+// Refuse answers a request with err's wire error and closes with its code;
+// it tells whether err was a refusal (else a failure the client retries).
+func Refuse(p Peer, ref string, err error) (refusal bool) {
+	code, closeCode, msg, refusal := Refusal(err)
 	p.Send(Frame{Data: protocol.Encode(protocol.TypeError, ref, protocol.Error{Code: code, Message: msg, Ref: ref})})
 	p.Close(closeCode, msg)
+	return refusal
 }
 
 func (m *Manager) admission(e Entry, by string, admitted bool) {

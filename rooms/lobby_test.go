@@ -125,8 +125,8 @@ func TestLobbyAdmit(t *testing.T) {
 		t.Fatalf("host's lobby list %+v", list)
 	}
 	pp.none(t) // a participant may not admit: it is not told
-	if got, _ := fx.st.LinkByHash(ctx, l.Hash); got.Uses != 0 {
-		t.Fatalf("waiting counted a use: %d", got.Uses)
+	if got, err := fx.st.LinkByHash(ctx, l.Hash); err != nil || got.Uses != 0 {
+		t.Fatalf("waiting counted a use: %d, %v", got.Uses, err)
 	}
 	if n := len(fx.m.Members("main")); n != 2 {
 		t.Fatalf("%d members while the guest waits", n)

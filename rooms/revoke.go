@@ -57,14 +57,14 @@ type kickedOne struct{ room, name string }
 
 // kickLocked ends this instance's seats and lobby places of a principal.
 func (m *Manager) kickLocked(kind, id string) []kickedOne {
-	now := time.Now()
+	now := m.cfg.Now()
 	if kind != access.KindSession {
 		for k, until := range m.revoked {
 			if now.After(until) {
 				delete(m.revoked, k)
 			}
 		}
-		m.revoked[kind+":"+id] = now.Add(revokedMemory)
+		m.revoked[access.Key(kind, id)] = now.Add(revokedMemory)
 	}
 	match := func(p *access.Principal) bool { return p != nil && p.Kind == kind && p.ID == id }
 	var out []kickedOne
@@ -74,7 +74,7 @@ func (m *Manager) kickLocked(kind, id string) []kickedOne {
 				continue
 			}
 			if o.peer != nil {
-				refuse(o.peer, "", ErrRevoked)
+				Refuse(o.peer, "", ErrRevoked)
 			}
 			m.removeLocked(o)
 			out = append(out, kickedOne{r.name, o.Name})
@@ -86,7 +86,7 @@ func (m *Manager) kickLocked(kind, id string) []kickedOne {
 			}
 			delete(r.lobby, wid)
 			w.state = waitGone
-			refuse(w.e.Peer, w.e.ReqID, ErrRevoked)
+			Refuse(w.e.Peer, w.e.ReqID, ErrRevoked)
 			changed = true
 			out = append(out, kickedOne{r.name, w.Name})
 		}
@@ -120,8 +120,8 @@ func (m *Manager) revokedLocked(p *access.Principal) bool {
 	if p == nil || len(m.revoked) == 0 {
 		return false
 	}
-	until, ok := m.revoked[p.Kind+":"+p.ID]
-	return ok && time.Now().Before(until)
+	until, ok := m.revoked[p.Key()]
+	return ok && m.cfg.Now().Before(until)
 }
 
 // WatchRevocations ends, every interval until ctx ends, the seats (and

@@ -194,13 +194,14 @@ func (c *biClient) expect(typ string, data any) protocol.Envelope {
 	return env
 }
 
-func (c *biClient) expectError(code, ref string) {
+func (c *biClient) expectError(code, ref string) (message string) {
 	c.t.Helper()
 	var e protocol.Error
 	env := c.expect(protocol.TypeError, &e)
 	if e.Code != code || e.Ref != ref || env.ID != ref || e.Message == "" {
 		c.t.Fatalf("%s: error %+v (id %q), want code %q ref %q", c.name, e, env.ID, code, ref)
 	}
+	return e.Message
 }
 
 // readToClose reads until the socket closes and returns the frames read

@@ -34,7 +34,7 @@ type grant struct {
 	chain []string // room, then its ancestors (Config.EventChain)
 }
 
-func (g *grant) key() string { return g.p.Kind + ":" + g.p.ID }
+func (g *grant) key() string { return g.p.Key() }
 
 // handle is the one authorization point of the socket: every message type
 // (with its topic for subscribe, unsubscribe and resync) is looked up in
@@ -194,6 +194,12 @@ func (ss *session) enter(ctx context.Context, env protocol.Envelope, p protocol.
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if env.Type == protocol.TypeResume {
+		// access.Messages: resume is public (its token proves an earlier
+		// join; a revocation ends the seat itself), decided like the rest.
+		if access.Decide(ss.principal, access.Messages[env.Type], nil) != nil {
+			ss.fail(&protocol.ProtocolError{Code: protocol.ErrForbidden, Ref: env.ID, Msg: "resume: not allowed"})
+			return
+		}
 		m, _, err := ss.s.rooms.Resume(p.(*protocol.Resume).ResumeToken, env.ID, ss.c)
 		if err != nil {
 			ss.refuse(env, err)
@@ -217,14 +223,15 @@ func (ss *session) enter(ctx context.Context, env protocol.Envelope, p protocol.
 		ss.refuse(env, err)
 	case w != nil:
 		ss.waiter = w
-		ss.c.addKey(e.Principal.Kind + ":" + e.Principal.ID)
+		ss.c.addKey(e.Principal.Key())
 	default:
 		ss.seated(m)
 	}
 }
 
-// entry resolves a join's credential, decides it (access.RoomJoin in the
-// room's event chain) and says what the seat may do.
+// entry resolves a join's credential, decides it (its rule in
+// access.Messages, in the room's event chain) and says what the seat may
+// do.
 func (ss *session) entry(ctx context.Context, env protocol.Envelope, j *protocol.Join) (rooms.Entry, error) {
 	var (
 		pr   *access.Principal
@@ -244,7 +251,7 @@ func (ss *session) entry(ctx context.Context, env protocol.Envelope, j *protocol
 		return rooms.Entry{}, rooms.ErrTokenInvalid // no link, no session: nobody
 	}
 	chain := ss.s.cfg.EventChain(room)
-	if access.Decide(pr, access.RoomJoin, chain) != nil {
+	if access.Decide(pr, access.Messages[env.Type], chain) != nil {
 		return rooms.Entry{}, errJoinForbidden
 	}
 	role := ""
@@ -261,13 +268,10 @@ func (ss *session) entry(ctx context.Context, env protocol.Envelope, j *protocol
 
 // refuse answers a refused entry and closes with its final code.
 func (ss *session) refuse(env protocol.Envelope, err error) {
-	code, closeCode, msg, refusal := rooms.Refusal(err)
-	if !refusal {
+	if !rooms.Refuse(ss.c, env.ID, err) {
 		// The store or the cluster link failed: the client retries.
 		ss.s.log.Warn("entry failed", "err", err, "remote", ss.remote)
 	}
-	ss.c.Send(rooms.Frame{Data: protocol.Encode(protocol.TypeError, env.ID, protocol.Error{Code: code, Message: msg, Ref: env.ID})})
-	ss.c.Close(closeCode, msg)
 }
 
 func relaySDP(typ string) func(ss *session, env protocol.Envelope, p protocol.Validator) error {

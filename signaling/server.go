@@ -146,13 +146,12 @@ func New(cfg Config, rm *rooms.Manager, log *slog.Logger) *Server {
 // is ended by rooms; this also ends map and log watchers): its link or
 // token was revoked, or its user logged out everywhere.
 func (s *Server) kick(kind, id string) {
-	key := kind + ":" + id
+	key := access.Key(kind, id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		if c.hasKey(key) {
-			c.Send(rooms.Frame{Data: protocol.Encode(protocol.TypeError, "", protocol.Error{Code: protocol.ErrRevoked, Message: "access revoked"})})
-			c.Close(protocol.CloseRevoked, "access revoked")
+			rooms.Refuse(c, "", rooms.ErrRevoked)
 		}
 	}
 }
@@ -203,7 +202,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := newConn(ws, &s.cfg, &s.box)
 	if who != nil {
-		c.addKey(who.Kind + ":" + who.ID)
+		c.addKey(who.Key())
 	}
 	s.mu.Lock()
 	if s.closing {
