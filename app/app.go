@@ -60,6 +60,10 @@ type App struct {
 	links *linkCache
 }
 
+// cluster tells whether other instances may share the store and the bus
+// (they then write declarations this one must follow).
+func (a *App) cluster() bool { return a.cfg.DatabaseURL != "" || a.cfg.RedisURL != "" }
+
 // revocationCheck is how often the seated links are compared with the
 // store, for revocations nobody announced here (rooms.WatchRevocations).
 const revocationCheck = 5 * time.Second
@@ -257,7 +261,7 @@ func staticICE(cfg Config) []protocol.ICEServer {
 func (a *App) startMap(ctx context.Context) (*livemap.Hub, error) {
 	hub := livemap.NewHub(a.Decl, a.log.With("component", "livemap"))
 	bg, cancel := context.WithCancel(context.Background())
-	if a.cfg.DatabaseURL != "" || a.cfg.RedisURL != "" { // other instances may write
+	if a.cluster() {
 		sub, err := a.be.Bus.Subscribe(bg, declarations.TopicCommuneState)
 		if err != nil {
 			cancel()

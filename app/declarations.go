@@ -45,9 +45,10 @@ func (a *App) setupDeclarations(ctx context.Context) error {
 			MaxCount:     a.cfg.MaxCount,
 			Location:     loc,
 		},
-		Alerts:     rule,
-		Communes:   codes,
-		Population: func(code string) int { c, _ := terr.Lookup(code); return c.Population },
+		Alerts:        rule,
+		Communes:      codes,
+		PublishStates: a.cluster(),
+		Population:    func(code string) int { c, _ := terr.Lookup(code); return c.Population },
 	}, timedDeclStore{a.be.Store.Declarations(), a.metrics}, timedPublisher{a.be.Bus, a.metrics}, a.log.With("component", "declarations"))
 	if err != nil {
 		return err

@@ -42,7 +42,7 @@ func newPair(t *testing.T, follow bool, every time.Duration) *pair {
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
-	cfg := declarations.Config{Rules: rules(now), Communes: communes, Population: func(string) int { return 5000 }}
+	cfg := declarations.Config{Rules: rules(now), Communes: communes, Population: func(string) int { return 5000 }, PublishStates: true}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	p := &pair{pubA: &recorder{}, pubB: &recorder{}, feedB: newFeed()}
 	if p.a, err = declarations.New(context.Background(), cfg, st.Declarations(), p.pubA, log); err != nil {
@@ -200,7 +200,7 @@ func TestFollowSyncsAtStart(t *testing.T) {
 	}
 	defer st.Close()
 	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
-	cfg := declarations.Config{Rules: rules(now), Communes: communes, Population: func(string) int { return 5000 }}
+	cfg := declarations.Config{Rules: rules(now), Communes: communes, Population: func(string) int { return 5000 }, PublishStates: true}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b, err := declarations.New(context.Background(), cfg, st.Declarations(), nil, log)
 	if err != nil {

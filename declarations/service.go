@@ -34,6 +34,10 @@ type Config struct {
 	Communes []string
 	// MaxBatch bounds one group commit.
 	MaxBatch int
+	// PublishStates: other instances follow the commune states on the bus
+	// (cluster mode). One instance alone has no reader for them: its map
+	// takes them from Changes.
+	PublishStates bool
 }
 
 // Service takes declarations and amendments, commits them in groups and
@@ -415,7 +419,7 @@ func (s *Service) publish(ctx context.Context, changed map[string]bool) {
 	for i := range states {
 		c := &states[i]
 		s.emit(c.state())
-		if s.pub == nil {
+		if s.pub == nil || !s.cfg.PublishStates {
 			continue
 		}
 		if err := s.pub.Publish(ctx, TopicCommuneState, c.appendJSON(nil)); err != nil {

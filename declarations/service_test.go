@@ -65,7 +65,7 @@ func newService(t *testing.T, dir string, pub declarations.Publisher) (*declarat
 	cs := &countingStore{Store: st.Declarations()}
 	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	svc, err := declarations.New(context.Background(), declarations.Config{
-		Rules: rules(now), Communes: communes, Population: func(string) int { return 5000 },
+		Rules: rules(now), Communes: communes, Population: func(string) int { return 5000 }, PublishStates: true,
 	}, cs, pub, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +157,9 @@ func TestManyDeclarantsTotalsExactAndGroupCommit(t *testing.T) {
 		t.Fatalf("no group commit: %d commits for %d ops", cs.applies.Load(), cs.ops.Load())
 	}
 	// Every state published carries a strictly increasing version per commune.
+	if len(pub.msgs[declarations.TopicCommuneState]) == 0 {
+		t.Fatal("no commune state published")
+	}
 	last := map[string]int64{}
 	for _, b := range pub.msgs[declarations.TopicCommuneState] {
 		var st struct {
@@ -203,5 +206,38 @@ func TestAmendAndAuthorization(t *testing.T) {
 	_, revs, err := svc.Get(ctx, d.ID)
 	if err != nil || len(revs) != 2 || revs[0].Count != 4 {
 		t.Fatalf("audit trail %+v %v", revs, err)
+	}
+}
+
+// TestStatesStayLocalForOneInstance: without PublishStates (one instance)
+// commune states go to the local map only, not to the bus, which nobody
+// reads for them.
+func TestStatesStayLocalForOneInstance(t *testing.T) {
+	pub := &recorder{}
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc, err := declarations.New(context.Background(), declarations.Config{
+		Rules: rules(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)), Communes: communes, Population: func(string) int { return 5000 },
+	}, st.Declarations(), pub, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	if _, _, err := svc.Declare(context.Background(), declarations.Actor{ID: "link-56121", Commune: "56121"}, input("56121", "key-local-1", 2)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case cs := <-svc.Changes():
+		if cs.Code != "56121" || cs.Total != 2 {
+			t.Fatalf("local state %+v", cs)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no state for the local map")
+	}
+	if n := len(pub.msgs[declarations.TopicCommuneState]); n != 0 {
+		t.Fatalf("%d states published on the bus for nobody", n)
 	}
 }

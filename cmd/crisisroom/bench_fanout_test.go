@@ -119,18 +119,23 @@ func TestBenchFanoutInstances(t *testing.T) {
 
 // TestBenchFanoutFlags: bad combinations are refused before anything starts.
 func TestBenchFanoutFlags(t *testing.T) {
-	for _, args := range [][]string{
-		{"--watchers", "0"},
-		{"--rate", "0"},
-		{"--url", "http://127.0.0.1:1"}, // no token
-		{"--instances", "0"},
-		{"--instances", "2", "--watchers", "1"},
-		{"--instances", "2", "--url", "http://127.0.0.1:1", "--token", "x"}, // a running server is one instance
+	// Refused by the flags' check itself (the error says which), before
+	// anything starts: a child run would fail for other reasons.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--watchers", "0"}, "--watchers"},
+		{[]string{"--rate", "0"}, "--rate"},
+		{[]string{"--url", "http://127.0.0.1:1"}, "--url needs --token"},
+		{[]string{"--instances", "0"}, "--instances between"},
+		{[]string{"--instances", "2", "--watchers", "1"}, "every instance needs a watcher"},
+		{[]string{"--instances", "2", "--url", "http://127.0.0.1:1", "--token", "x"}, "--instances starts its own cluster"}, // a running server is one instance
 	} {
 		var out, errOut bytes.Buffer
-		err := run(context.Background(), append([]string{"bench", "fanout"}, args...), &out, &errOut)
-		if err == nil {
-			t.Errorf("%v: accepted", args)
+		err := run(context.Background(), append([]string{"bench", "fanout"}, c.args...), &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error saying %q", c.args, err, c.want)
 		}
 	}
 }

@@ -179,12 +179,12 @@ func (b *intakeBench) run(ctx context.Context, rounds int, slice time.Duration) 
 		if r < 0 {
 			d = min(slice, 300*time.Millisecond)
 		}
-		start, cpu0 := time.Now(), processCPU()
+		start, cpu0 := time.Now(), cpuTime(os.Getpid())
 		n, l, err := b.apiSlice(ctx, d)
 		if err != nil {
 			return api, floor, err
 		}
-		el, cpu := time.Since(start), processCPU()-cpu0
+		el, cpu := time.Since(start), cpuTime(os.Getpid())-cpu0
 		acked += n
 		start = time.Now()
 		m, err := b.floorSlice(ctx, d)

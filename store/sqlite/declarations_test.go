@@ -46,9 +46,9 @@ func TestAmendKeepsAStoredRevisionOne(t *testing.T) {
 // end (declarationsByTimeMigration), not the whole table.
 func TestDeclarationListsUseTheTimeIndex(t *testing.T) {
 	s := open(t)
-	for _, q := range []string{`SELECT ` + declCols + ` FROM declarations WHERE commune = '56121' ORDER BY created_at, id`,
-		`SELECT ` + declCols + ` FROM declarations ORDER BY created_at, id`} {
-		rows, err := s.db.QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+q)
+	for _, commune := range []string{"56121", ""} {
+		q, args := declarationsQuery(commune) // the query Declarations runs
+		rows, err := s.db.QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+q, args...)
 		if err != nil {
 			t.Fatal(err)
 		}

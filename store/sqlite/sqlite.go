@@ -32,11 +32,15 @@ type Store struct {
 // one prepared copy per pooled connection.
 type stmts struct {
 	linkByHash, declByKey *sql.Stmt
-	// Multi-row statements for 1, 2, 4 … insertChunk declarations, their
-	// first revisions and their communes' versions: a group commit of any
-	// size is a few of these.
-	insertDecls, insertRevs, bumpVersions [insertSizes]*sql.Stmt
-	all                                   []*sql.Stmt // to close
+
+	// Multi-row statements for 1, 2, 4 … insertChunk declarations and
+	// their communes' versions: a group commit of any size is a few of
+	// these.
+	insertDecls, bumpVersions [insertSizes]*sql.Stmt
+	// insertRev stores one revision: an amendment's (a declaration's
+	// first revision is its row itself, see insertRun).
+	insertRev *sql.Stmt
+	all       []*sql.Stmt // to close
 }
 
 // maxConns bounds the pool. WAL readers do not block each other, so a few
@@ -90,10 +94,11 @@ func (s *Store) prepare(ctx context.Context) error {
 	list := []todo{
 		{s.db, &s.stmts.linkByHash, `SELECT ` + linkCols + ` FROM links WHERE hash = ?`},
 		{s.wdb, &s.stmts.declByKey, `SELECT ` + declCols + ` FROM declarations WHERE declarant = ? AND idem_key = ?`},
+		{s.wdb, &s.stmts.insertRev, insertRevsSQL(1)},
 	}
 	for k := range insertSizes {
 		list = append(list, todo{s.wdb, &s.stmts.insertDecls[k], insertDeclsSQL(1 << k)},
-			todo{s.wdb, &s.stmts.insertRevs[k], insertRevsSQL(1 << k)}, todo{s.wdb, &s.stmts.bumpVersions[k], bumpVersionsSQL(1 << k)})
+			todo{s.wdb, &s.stmts.bumpVersions[k], bumpVersionsSQL(1 << k)})
 	}
 	for _, p := range list {
 		st, err := p.db.PrepareContext(ctx, p.sql)
