@@ -33,7 +33,7 @@ func (a *App) setupMainlog(ctx context.Context, sig *signaling.Config) error {
 		Rooms:            logRooms{a},
 		KnownCommune:     known,
 		AnnotationExists: annotationExists(sig.Annotations),
-		Publisher:        a.be.Bus,
+		Publisher:        timedPublisher{a.be.Bus, a.metrics}, // every bus publication is in crisisroom_bus_publish_seconds
 		Log:              a.log.With("component", "mainlog"),
 	})
 	if err != nil {

@@ -105,6 +105,11 @@ func TestMetrics(t *testing.T) {
 	if got := postJSON(t, srv.URL+"/api/v1/declarations", "not-a-token", decl); got != http.StatusUnauthorized {
 		t.Fatalf("bad token: %d", got)
 	}
+	// One instance publishes no commune state (nobody would read it); a
+	// main courante entry still goes on the bus.
+	if got := postJSON(t, srv.URL+"/api/v1/events/main/log", token, map[string]any{"text": "Point de situation"}); got != http.StatusCreated {
+		t.Fatalf("main courante entry: %d", got)
+	}
 
 	m = scrape(t, srv.URL)
 	want := map[string]float64{
@@ -114,7 +119,7 @@ func TestMetrics(t *testing.T) {
 		`crisisroom_declarations_total{kind="declare",outcome="invalid"}`:         1,
 		`crisisroom_declarations_total{kind="declare",outcome="unauthenticated"}`: 1,
 		`crisisroom_store_seconds_count{op="apply"}`:                              2, // the new one and the replay
-		"crisisroom_bus_publish_seconds_count":                                    1, // one commune state
+		"crisisroom_bus_publish_seconds_count":                                    2, // the main courante's: the standing event made at first start, the entry
 	}
 	for series, v := range want {
 		if m[series] != v {

@@ -89,12 +89,7 @@ func startDeclServer(t *testing.T) *testServer {
 // which the test cuts).
 func apiGet[T any](t *testing.T, srv *testServer, token, path string) T {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, srv.http.URL+"/api/v1"+path, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := srv.http.Client().Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
+	res := bearerDo(t, http.MethodGet, srv.http.URL+"/api/v1"+path, token, nil)
 	defer res.Body.Close()
 	var v T
 	if res.StatusCode != http.StatusOK {
@@ -109,12 +104,7 @@ func apiGet[T any](t *testing.T, srv *testServer, token, path string) T {
 // apiRaw reads a non-JSON answer of the API straight from the server.
 func apiRaw(t *testing.T, srv *testServer, token, path string) string {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, srv.http.URL+"/api/v1"+path, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := srv.http.Client().Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
+	res := bearerDo(t, http.MethodGet, srv.http.URL+"/api/v1"+path, token, nil)
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil || res.StatusCode != http.StatusOK {

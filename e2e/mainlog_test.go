@@ -120,13 +120,15 @@ func TestMainlogInBrowsers(t *testing.T) {
 		t.Errorf("the host's page shows %d entries, the API has %d", shown, len(list))
 	}
 
-	// Checked before the printable view's 75 entries, which the two open
-	// pages then render live while the PDF is made (a loaded machine can
-	// leave them busy past an eval's 10 s).
+	// Checked before the printable view's 75 entries, and again once the
+	// two open pages have rendered them live (one render per burst).
 	for _, p := range []*page{host, member} {
 		p.checkClean()
 	}
 	checkPrintable(t, browser, srv, hostTok, dir, len(list))
+	for _, p := range []*page{host, member} {
+		p.checkClean()
+	}
 	t.Logf("total %v", time.Since(began).Round(time.Millisecond))
 }
 
@@ -304,12 +306,7 @@ func seenAt(t *testing.T, p *page, what, pred string, timeout time.Duration) tim
 
 func logAPIGet(t *testing.T, url, token string, v any) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := bearerDo(t, http.MethodGet, url, token, nil)
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: HTTP %d", url, res.StatusCode)

@@ -1,13 +1,13 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crisisroom/internal/testgeo"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"path/filepath"
@@ -63,27 +63,26 @@ func (s *testServer) hostLink(t *testing.T, label string) (link, token string) {
 // connections are cut.
 func (s *testServer) declare(t *testing.T, token, commune, place string, count int) {
 	t.Helper()
+	if code, body := s.postDeclaration(t, token, commune, place, count); code != http.StatusCreated {
+		t.Fatalf("declare %s %s %d: HTTP %d %s", commune, place, count, code, body)
+	}
+}
+
+// postDeclaration posts one declaration of today (Paris) and returns the
+// answer's status and body.
+func (s *testServer) postDeclaration(t *testing.T, token, commune, place string, count int) (int, string) {
+	t.Helper()
 	loc, err := time.LoadLocation("Europe/Paris")
 	if err != nil {
 		t.Fatalf("time zone: %v", err)
 	}
 	key := make([]byte, 8)
 	_, _ = rand.Read(key)
-	body, _ := json.Marshal(map[string]any{"commune": commune, "date": time.Now().In(loc).Format("2006-01-02"),
-		"place": place, "count": count, "idempotency_key": "e2e-" + hex.EncodeToString(key)})
-	req, _ := http.NewRequest(http.MethodPost, s.http.URL+"/api/v1/declarations", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("declare: %v", err)
-	}
+	res := bearerDo(t, http.MethodPost, s.http.URL+"/api/v1/declarations", token, map[string]any{"commune": commune,
+		"date": time.Now().In(loc).Format("2006-01-02"), "place": place, "count": count, "idempotency_key": "e2e-" + hex.EncodeToString(key)})
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusCreated {
-		var b bytes.Buffer
-		_, _ = b.ReadFrom(res.Body)
-		t.Fatalf("declare %s %s %d: HTTP %d %s", commune, place, count, res.StatusCode, b.String())
-	}
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
 }
 
 // apiState is what the API says of a commune: the reference the pages

@@ -201,7 +201,7 @@ func TestRoomInBrowsers(t *testing.T) {
 	// Without a link: the site root is the staff login; a room path with
 	// neither a key nor a session says to log in.
 	carla.do("open the site root", 10*time.Second, chromedp.Navigate("http://"+srv.proxy.addr()+"/"))
-	carla.waitFor("the login form", `!document.getElementById('view-login').hidden && document.getElementById('login-form') !== null`, 5*time.Second)
+	carla.waitFor("the login form", `!document.getElementById('view-login').hidden && document.getElementById('view-home').hidden`, 5*time.Second)
 	carla.do("open a room without key", 10*time.Second, chromedp.Navigate("http://"+srv.proxy.addr()+"/r/autre"))
 	carla.waitFor("the log-in-first page", `!document.getElementById('view-landing').hidden && document.getElementById('landing-title').textContent === 'Connexion nécessaire' && !document.getElementById('landing-login').hidden`, 5*time.Second)
 

@@ -4,6 +4,8 @@
 // and proves each state-changing request with the CSRF token the session
 // answer gave it.
 
+import { parseRetryAfter } from './declare/common.js';
+
 /**
  * Who the page calls as. token: a link's token, sent as Bearer; '' means the
  * staff session's cookie, with csrf sent on every write. The object is
@@ -43,19 +45,6 @@ export function sessionAuth(csrf) {
 }
 
 /**
- * Retry-After in ms: seconds or an HTTP date; null when absent or unreadable.
- * @param {string|null} v
- * @returns {number|null}
- */
-export function retryAfter(v) {
-  if (!v) return null;
-  const s = v.trim();
-  if (/^\d+$/.test(s)) return Number(s) * 1000;
-  const t = Date.parse(s);
-  return Number.isNaN(t) ? null : Math.max(0, t - Date.now());
-}
-
-/**
  * fetch() with the caller's credentials. Resolves with any HTTP answer;
  * rejects only when the server cannot be reached.
  * @param {Auth} auth
@@ -89,7 +78,7 @@ export async function errorOf(res) {
   } catch {
     // not JSON (a proxy's page): the status says enough
   }
-  return new ApiError(res.status, code, message, retryAfter(res.headers.get('Retry-After')));
+  return new ApiError(res.status, code, message, parseRetryAfter(res.headers.get('Retry-After')));
 }
 
 /**

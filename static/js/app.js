@@ -2,7 +2,7 @@
 // link; /r/{room} alone is entered with the staff session (cookie), or says
 // how to log in. The room itself is room.js.
 
-import { I18n } from './i18n.js';
+import { I18n, bindLanguage } from './i18n.js';
 import { byId, find } from './ui.js';
 import { getSession, sessionAuth } from './api.js';
 import { RoomApp, show, loginURL } from './room.js';
@@ -72,21 +72,7 @@ async function enterWithSession(i18n, room, relabel) {
 
 function main() {
   const i18n = new I18n();
-  const applyLang = () => {
-    i18n.apply(document);
-    document.title = i18n.t('app.title');
-    for (const b of document.querySelectorAll('[data-lang]')) {
-      b.setAttribute('aria-pressed', String(b.getAttribute('data-lang') === i18n.lang));
-    }
-  };
-  for (const b of document.querySelectorAll('[data-lang]')) {
-    b.addEventListener('click', () => {
-      const lang = b.getAttribute('data-lang');
-      if (lang === 'fr' || lang === 'en') i18n.set(lang);
-    });
-  }
-  i18n.onChange(applyLang);
-  applyLang();
+  const applyLang = bindLanguage(i18n, 'app.title');
 
   const m = /^\/r\/([^/]+)\/?$/.exec(location.pathname);
   if (!m) {

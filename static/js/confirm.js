@@ -6,9 +6,18 @@
 const CONFIRM_MS = 5000;
 
 /**
+ * Armed buttons by key, until when: a list that is drawn again (a refresh,
+ * a language change) between the two presses gives back an armed button,
+ * so the second press still confirms.
+ * @type {Map<string, number>}
+ */
+const armedUntil = new Map();
+
+/**
  * @param {{label: string, confirmLabel: string, cancelLabel: string, className: string,
- *   onConfirm: () => Promise<void>|void}} o
- *   className: of the main button (the cancel button gets className-cancel)
+ *   key?: string, onConfirm: () => Promise<void>|void}} o
+ *   className: of the main button (the cancel button gets className-cancel);
+ *   key: what the button acts on (its armed state outlives a redraw)
  * @returns {HTMLElement} a row holding both buttons
  */
 export function twoStepButton(o) {
@@ -27,16 +36,24 @@ export function twoStepButton(o) {
   let timer;
   const disarm = () => {
     clearTimeout(timer);
+    if (o.key) armedUntil.delete(o.key);
     act.dataset.armed = '';
     act.textContent = o.label;
     cancel.hidden = true;
   };
+  /** @param {number} until */
+  const arm = (until) => {
+    if (o.key) armedUntil.set(o.key, until);
+    act.dataset.armed = 'true';
+    act.textContent = o.confirmLabel;
+    cancel.hidden = false;
+    timer = setTimeout(disarm, until - Date.now());
+  };
+  const until = o.key ? armedUntil.get(o.key) ?? 0 : 0;
+  if (until > Date.now()) arm(until);
   act.addEventListener('click', () => {
     if (act.dataset.armed !== 'true') {
-      act.dataset.armed = 'true';
-      act.textContent = o.confirmLabel;
-      cancel.hidden = false;
-      timer = setTimeout(disarm, CONFIRM_MS);
+      arm(Date.now() + CONFIRM_MS);
       return;
     }
     clearTimeout(timer);

@@ -207,6 +207,7 @@ export class GuestLinks {
         confirmLabel: i18n.t('guests.revokeConfirm'),
         cancelLabel: i18n.t('common.cancel'),
         className: 'gl-revoke',
+        key: `guest-link:${l.id}`,
         onConfirm: () => this.revoke(l),
       }));
     }

@@ -628,3 +628,30 @@ export class I18n {
     }
   }
 }
+
+/**
+ * Translates the page now and on every language change, keeps the title
+ * (titleKey) and the FR/EN buttons ([data-lang], aria-pressed) in step,
+ * and makes those buttons switch the language.
+ * @param {I18n} i18n
+ * @param {string} titleKey
+ * @returns {() => void} applies the language again (after new markup)
+ */
+export function bindLanguage(i18n, titleKey) {
+  const apply = () => {
+    i18n.apply(document);
+    document.title = i18n.t(titleKey);
+    for (const b of document.querySelectorAll('[data-lang]')) {
+      b.setAttribute('aria-pressed', String(b.getAttribute('data-lang') === i18n.lang));
+    }
+  };
+  for (const b of document.querySelectorAll('[data-lang]')) {
+    b.addEventListener('click', () => {
+      const lang = b.getAttribute('data-lang');
+      if (lang === 'fr' || lang === 'en') i18n.set(lang);
+    });
+  }
+  i18n.onChange(apply);
+  apply();
+  return apply;
+}

@@ -6,6 +6,7 @@
 // chat make it noticeable enough without startling a briefing.
 
 import { byId, initials } from './ui.js';
+import { fmtTime } from './mainlog-data.js';
 
 /**
  * @typedef {import('./protocol.js').LobbyGuest} LobbyGuest
@@ -87,8 +88,7 @@ export class LobbyHosts {
     meta.className = 'wait-meta';
     /** @type {string[]} */
     const notes = [];
-    const since = sinceDate(g.since);
-    if (since) notes.push(this.i18n.t('waiting.since', { time: since.toLocaleTimeString(this.i18n.lang, { hour: '2-digit', minute: '2-digit' }) }));
+    if (g.since) notes.push(this.i18n.t('waiting.since', { time: fmtTime(g.since, this.i18n.lang, false) }));
     if (g.watch_only) notes.push(this.i18n.t('waiting.watchOnly'));
     if (g.label) notes.push(this.i18n.t('waiting.link', { label: String(g.label) }));
     meta.textContent = notes.join(' · ');
@@ -126,15 +126,4 @@ export class LobbyHosts {
     });
     return b;
   }
-}
-
-/**
- * The server's "since": an RFC 3339 time or milliseconds since the epoch.
- * @param {string|number|undefined} v
- * @returns {Date|null}
- */
-function sinceDate(v) {
-  if (v === undefined || v === null || v === '') return null;
-  const d = typeof v === 'number' ? new Date(v) : new Date(Date.parse(v));
-  return Number.isNaN(d.getTime()) ? null : d;
 }

@@ -181,15 +181,17 @@ export function fmtSize(n, lang) {
 }
 
 /**
- * @param {string} iso
+ * A time, short, in the page's language: hours and minutes, with the day
+ * (withDate) and the year (withYear: dates that may be a year away).
+ * @param {string|number} t  RFC 3339 or milliseconds since the epoch
  * @param {string} lang
  * @param {boolean} [withDate]
+ * @param {boolean} [withYear]
  */
-export function fmtTime(iso, lang, withDate = true) {
-  const d = new Date(iso);
-  return withDate
-    ? d.toLocaleString(lang, { day: '2-digit', month: '2-digit', hour: '2-digit', minute: '2-digit' })
-    : d.toLocaleTimeString(lang, { hour: '2-digit', minute: '2-digit' });
+export function fmtTime(t, lang, withDate = true, withYear = false) {
+  const d = new Date(t);
+  if (!withDate) return d.toLocaleTimeString(lang, { hour: '2-digit', minute: '2-digit' });
+  return d.toLocaleString(lang, { ...(withYear ? { year: 'numeric' } : {}), day: '2-digit', month: '2-digit', hour: '2-digit', minute: '2-digit' });
 }
 
 /**

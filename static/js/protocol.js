@@ -55,7 +55,7 @@ export function shouldReconnect(code) {
  *   watch_only?: boolean, can?: string[]}} Joined
  *   watch_only: a guest who came with a "watch only" link: receive only, no annotations;
  *   can: the room actions this member may take ("room.admit", "room.annotate"…), to hide the others
- * @typedef {{id: string, name: string, since?: string|number, watch_only?: boolean, label?: string}} LobbyGuest
+ * @typedef {{id: string, name: string, since?: number, watch_only?: boolean, label?: string}} LobbyGuest
  *   one guest waiting in the lobby, as hosts see it (lobby-list)
  * @typedef {{to?: string, from?: string, sdp: string}} SDPMessage
  * @typedef {{to?: string, from?: string, candidate: string, sdpMid?: string|null, sdpMLineIndex?: number|null}} CandidateMessage

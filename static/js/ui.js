@@ -41,18 +41,6 @@ export function find(root, sel, type) {
 }
 
 /**
- * A date and time, short, in the page's language (a string that is not a
- * time comes back as it is).
- * @param {import('./i18n.js').I18n} i18n
- * @param {string} iso
- */
-export function localTime(i18n, iso) {
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return String(iso);
-  return d.toLocaleString(i18n.lang, { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' });
-}
-
-/**
  * Clones the first element of a <template>.
  * @param {string} id
  * @returns {HTMLElement}

@@ -3,7 +3,8 @@
 // users (create; give or take a role in an event) and the audit log. Every
 // value a person typed reaches the page through textContent only.
 
-import { byId, find, localTime } from '../ui.js';
+import { byId, find } from '../ui.js';
+import { fmtTime } from '../mainlog-data.js';
 import { apiJSON, copyText, failure } from '../api.js';
 import { twoStepButton } from '../confirm.js';
 
@@ -186,8 +187,8 @@ export class Admin {
       const meta = document.createElement('p');
       meta.className = 'item-meta';
       const who = logins.get(String(t.user_id)) ?? String(t.user_id);
-      const parts = [who, roleName(i18n, t.role), t.event || i18n.t('tokens.eventAll'), i18n.t('tokens.created_at', { time: localTime(this.i18n, t.created_at) })];
-      if (t.expires_at) parts.push(i18n.t('tokens.expires_at', { time: localTime(this.i18n, t.expires_at) }));
+      const parts = [who, roleName(i18n, t.role), t.event || i18n.t('tokens.eventAll'), i18n.t('tokens.created_at', { time: fmtTime(t.created_at, this.i18n.lang, true, true) })];
+      if (t.expires_at) parts.push(i18n.t('tokens.expires_at', { time: fmtTime(t.expires_at, this.i18n.lang, true, true) }));
       meta.textContent = parts.join(' · ');
       li.append(head, meta);
       if (state === 'active') {
@@ -196,6 +197,7 @@ export class Admin {
           confirmLabel: i18n.t('tokens.revokeConfirm'),
           cancelLabel: i18n.t('common.cancel'),
           className: 'revoke',
+          key: `token:${t.id}`,
           onConfirm: () => this.revokeToken(t),
         }));
       }
@@ -331,7 +333,7 @@ export class Admin {
       head.className = 'item-head';
       const at = document.createElement('time');
       at.dateTime = String(a.at);
-      at.textContent = localTime(this.i18n, a.at);
+      at.textContent = fmtTime(a.at, this.i18n.lang, true, true);
       const action = document.createElement('strong');
       action.textContent = String(a.action);
       head.append(at, ' ', action);

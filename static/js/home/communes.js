@@ -4,7 +4,8 @@
 // revoke one that leaked — the server refuses it from the next request.
 // Every value reaches the page through textContent only.
 
-import { byId, find, localTime } from '../ui.js';
+import { byId, find } from '../ui.js';
+import { fmtTime } from '../mainlog-data.js';
 import { apiJSON, copyText, failure } from '../api.js';
 import { twoStepButton } from '../confirm.js';
 
@@ -132,8 +133,8 @@ export class CommuneLinks {
       head.append(label, ' ', badge);
       const meta = document.createElement('p');
       meta.className = 'item-meta';
-      meta.textContent = [i18n.t('tokens.created_at', { time: localTime(this.i18n, l.created_at) }),
-        i18n.t(l.state === 'expired' ? 'communes.expired_at' : 'tokens.expires_at', { time: localTime(this.i18n, l.expires_at) })].join(' · ');
+      meta.textContent = [i18n.t('tokens.created_at', { time: fmtTime(l.created_at, this.i18n.lang, true, true) }),
+        i18n.t(l.state === 'expired' ? 'communes.expired_at' : 'tokens.expires_at', { time: fmtTime(l.expires_at, this.i18n.lang, true, true) })].join(' · ');
       li.append(head, meta);
       if (l.state === 'active') {
         li.append(twoStepButton({
@@ -141,6 +142,7 @@ export class CommuneLinks {
           confirmLabel: i18n.t('tokens.revokeConfirm'),
           cancelLabel: i18n.t('common.cancel'),
           className: 'revoke',
+          key: `commune-link:${l.id}`,
           onConfirm: () => this.revoke(l),
         }));
       }

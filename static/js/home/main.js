@@ -4,7 +4,7 @@
 // administrators the API tokens, the users and the audit log (admin.js).
 // The server decides every right; the page only hides what cannot be used.
 
-import { I18n } from '../i18n.js';
+import { I18n, bindLanguage } from '../i18n.js';
 import { byId, find } from '../ui.js';
 import { ApiError, apiJSON, failure, getSession, logIn, logOut, logOutEverywhere, sessionAuth } from '../api.js';
 import { Admin, roleName } from './admin.js';
@@ -339,21 +339,7 @@ function link(text, href, cls) {
 
 function main() {
   const i18n = new I18n();
-  const applyLang = () => {
-    i18n.apply(document);
-    document.title = i18n.t('home.title');
-    for (const b of document.querySelectorAll('[data-lang]')) {
-      b.setAttribute('aria-pressed', String(b.getAttribute('data-lang') === i18n.lang));
-    }
-  };
-  for (const b of document.querySelectorAll('[data-lang]')) {
-    b.addEventListener('click', () => {
-      const lang = b.getAttribute('data-lang');
-      if (lang === 'fr' || lang === 'en') i18n.set(lang);
-    });
-  }
-  i18n.onChange(applyLang);
-  applyLang();
+  bindLanguage(i18n, 'home.title');
   void new Home(i18n).start();
 }
 
