@@ -228,16 +228,3 @@ func Decide(p *Principal, act Action, chain []string) error {
 	}
 	return ErrForbidden
 }
-
-// Allowed lists the actions a role may take, for the UI (which hides what
-// it may not do; the server still decides).
-func Allowed(r Role, watchOnly bool) []Action {
-	var out []Action
-	for act, roles := range matrix {
-		if slices.Contains(roles, r) && !(watchOnly && slices.Contains(watchOnlyDenied, act)) {
-			out = append(out, act)
-		}
-	}
-	slices.Sort(out)
-	return out
-}

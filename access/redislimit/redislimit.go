@@ -40,12 +40,12 @@ type Limiter struct {
 	failedAt atomic.Int64
 }
 
-// retryAfterFailure is how long Redis is left alone after a failure.
-const retryAfterFailure = 2 * time.Second
+// RetryAfterFailure is how long Redis is left alone after a failure.
+const RetryAfterFailure = 2 * time.Second
 
 // skip tells whether Redis failed too recently to be asked.
 func (l *Limiter) skip() bool {
-	return time.Since(time.Unix(0, l.failedAt.Load())) < retryAfterFailure
+	return time.Since(time.Unix(0, l.failedAt.Load())) < RetryAfterFailure
 }
 
 var _ access.Limiter = (*Limiter)(nil)

@@ -76,12 +76,12 @@ func (c adminCmd) run(ctx context.Context, args []string, stdout, stderr io.Writ
 			return fmt.Errorf("admin member: --event is required")
 		}
 	}
-	be, err := app.OpenBackends(ctx, cfg)
+	store, err := app.OpenStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer be.Close()
-	st := be.Store.Access()
+	defer store.Close()
+	st := store.Access()
 	switch action {
 	case "create":
 		if *name == "" {
@@ -91,7 +91,7 @@ func (c adminCmd) run(ctx context.Context, args []string, stdout, stderr io.Writ
 	case "passwd":
 		return c.passwd(ctx, st, login, stdout, stderr)
 	}
-	if _, err := eventChain(ctx, be.Store.Mainlog(), *event); err != nil {
+	if _, err := eventChain(ctx, store.Mainlog(), *event); err != nil {
 		return err
 	}
 	return adminMember(ctx, st, login, *event, role, stdout)

@@ -44,18 +44,18 @@ func linksManage(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if len(pos) == 0 {
 		return fmt.Errorf("%s", linksManageUsage)
 	}
-	be, err := app.OpenBackends(ctx, cfg)
+	store, err := app.OpenStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer be.Close()
+	defer store.Close()
 	now := time.Now().UTC()
 	if action == "list" {
-		return listLinks(ctx, be.Store, pos, now, stdout)
+		return listLinks(ctx, store, pos, now, stdout)
 	}
 	ids := pos
 	if *commune {
-		if ids, err = liveCommuneLinks(ctx, be.Store, pos, now); err != nil {
+		if ids, err = liveCommuneLinks(ctx, store, pos, now); err != nil {
 			return err
 		}
 		if len(ids) == 0 {
@@ -63,12 +63,12 @@ func linksManage(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 	for _, id := range ids {
-		if err := be.Store.RevokeLink(ctx, id, now); errors.Is(err, rooms.ErrNotFound) {
+		if err := store.RevokeLink(ctx, id, now); errors.Is(err, rooms.ErrNotFound) {
 			return fmt.Errorf("no link %q (crisisroom links list SCOPE shows them)", id)
 		} else if err != nil {
 			return err
 		}
-		if err := be.Store.Access().Audit(ctx, access.AuditEntry{At: now, Actor: cliActor, Action: "link_revoked", Target: id}); err != nil {
+		if err := store.Access().Audit(ctx, access.AuditEntry{At: now, Actor: cliActor, Action: "link_revoked", Target: id}); err != nil {
 			return fmt.Errorf("link %s revoked, but the audit log failed: %w", id, err)
 		}
 		fmt.Fprintf(stdout, "link %s revoked\n", id)

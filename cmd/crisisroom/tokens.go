@@ -67,12 +67,12 @@ func tokens(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return fmt.Errorf("--label: at most 200 bytes, no control characters")
 		}
 	}
-	be, err := app.OpenBackends(ctx, cfg)
+	store, err := app.OpenStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer be.Close()
-	st := be.Store.Access()
+	defer store.Close()
+	st := store.Access()
 	switch action {
 	case "list":
 		return listTokens(ctx, st, stdout)
@@ -101,7 +101,7 @@ func tokens(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	var chain []string
 	if *event != "" {
-		if chain, err = eventChain(ctx, be.Store.Mainlog(), *event); err != nil {
+		if chain, err = eventChain(ctx, store.Mainlog(), *event); err != nil {
 			return err
 		}
 	}

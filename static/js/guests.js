@@ -24,7 +24,7 @@ import { twoStepButton } from './confirm.js';
  * @property {boolean} watch_only
  * @property {boolean} lobby
  * @property {string} [created_by]
- * @property {string} [state]  the server's view: active, expired, used_up, revoked
+ * @property {string} state  the server's view: active, expired, used_up, revoked
  */
 
 export class GuestLinks {
@@ -127,7 +127,7 @@ export class GuestLinks {
     msg.textContent = this.i18n.t('guests.creating');
     try {
       if (!(await this.event())) throw new ApiError(404, 'no_event', this.i18n.t('guests.noEvent'));
-      /** @type {{url?: string, token?: string, watch_only?: boolean}} */
+      /** @type {{url: string, watch_only?: boolean}} */
       const made = await apiJSON(this.auth, 'POST', this.base(), body);
       msg.textContent = '';
       this.showResult(made);
@@ -145,12 +145,10 @@ export class GuestLinks {
    * link says so in its fragment (w=1), so that the guest's page does not
    * even ask for the camera before the server confirms it.
    * @private
-   * @param {{url?: string, token?: string, watch_only?: boolean}} made
+   * @param {{url: string, watch_only?: boolean}} made
    */
   showResult(made) {
-    let url = '';
-    if (made.url) url = new URL(made.url, location.origin).href;
-    else if (made.token) url = `${location.origin}/r/${encodeURIComponent(this.room)}#t=${encodeURIComponent(made.token)}`;
+    let url = new URL(made.url, location.origin).href; // the server always gives it
     if (made.watch_only && url.includes('#t=') && !/[#&]w=1(&|$)/.test(url)) url += '&w=1';
     find(document, '#guest-url', HTMLInputElement).value = url;
     byId('guest-copy-msg').textContent = '';
@@ -167,7 +165,7 @@ export class GuestLinks {
   /** @private */
   render() {
     const list = byId('guest-list');
-    const items = [...this.links].sort((a, b) => String(b.created_at).localeCompare(String(a.created_at))).map((l) => this.item(l));
+    const items = this.links.map((l) => this.item(l)); // newest first, as the server lists them
     list.replaceChildren(...items);
     byId('guest-empty').hidden = items.length > 0;
   }
@@ -178,7 +176,7 @@ export class GuestLinks {
    */
   item(l) {
     const { i18n } = this;
-    const state = linkState(l);
+    const state = l.state; // the server's, as of its answer
     const li = document.createElement('li');
     li.className = 'gl-item';
     li.dataset.id = String(l.id);
@@ -236,17 +234,4 @@ export class GuestLinks {
     if (err instanceof ApiError && err.status === 403) return this.i18n.t('toast.forbidden');
     return failure(this.i18n, err);
   }
-}
-
-/**
- * The link's state: the server's word when it gave one, else worked out.
- * @param {GuestLink} l
- * @returns {string} active, expired, used_up or revoked
- */
-export function linkState(l) {
-  if (l.state && ['active', 'expired', 'used_up', 'revoked'].includes(l.state)) return l.state;
-  if (l.revoked_at) return 'revoked';
-  if (l.expires_at && Date.parse(l.expires_at) <= Date.now()) return 'expired';
-  if (l.max_uses > 0 && (l.uses ?? 0) >= l.max_uses) return 'used_up';
-  return 'active';
 }

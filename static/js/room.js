@@ -245,10 +245,7 @@ export class RoomApp {
     if (this.inLobby || document.body.dataset.view === 'lobby') {
       // Admitted: the lobby gives way to the room.
       this.inLobby = false;
-      show('room');
-      const conn = byId('conn');
-      conn.dataset.status = 'open';
-      conn.textContent = this.i18n.t('conn.open');
+      show('room'); // the header already says "Connecté" (signal.js's status precedes joined)
     }
     this.role = j.role ?? '';
     this.can = Array.isArray(j.can) ? j.can : null;
@@ -349,10 +346,7 @@ export class RoomApp {
         if (d.state === 'waiting') {
           this.inLobby = true;
           show('lobby');
-          // Connected, and waiting: not "Connexion…" for as long as it takes.
-          const conn = byId('conn');
-          conn.dataset.status = 'waiting';
-          conn.textContent = this.i18n.t('conn.waiting');
+          setConn(this.i18n, 'waiting'); // connected, and waiting: not "Connexion…" for as long as it takes
         }
         return;
       case 'lobby-list':
@@ -391,9 +385,7 @@ export class RoomApp {
   status(s, attempt) {
     this.map?.connection(s);
     this.log?.connection(s);
-    const conn = byId('conn');
-    conn.dataset.status = s;
-    conn.textContent = this.i18n.t(`conn.${s}`);
+    setConn(this.i18n, s);
     const banner = byId('banner');
     banner.hidden = s !== 'reconnecting';
     if (s === 'reconnecting') banner.textContent = this.i18n.t('banner.reconnecting', { n: attempt });
@@ -802,4 +794,16 @@ export class RoomApp {
 /** The staff home, coming back to this room once logged in. */
 export function loginURL() {
   return `/?next=${encodeURIComponent(location.pathname)}`;
+}
+
+/**
+ * The header's connection pill: the signaling status, or "waiting" in the
+ * lobby.
+ * @param {import('./i18n.js').I18n} i18n
+ * @param {import('./signal.js').SignalStatus|'waiting'} s
+ */
+function setConn(i18n, s) {
+  const conn = byId('conn');
+  conn.dataset.status = s;
+  conn.textContent = i18n.t(`conn.${s}`);
 }

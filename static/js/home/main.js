@@ -205,7 +205,7 @@ class Home {
     try {
       const r = await apiJSON(this.auth, 'GET', '/api/v1/events');
       /** @type {HomeEvent[]} */
-      const list = Array.isArray(r) ? r : Array.isArray(r?.events) ? r.events : [];
+      const list = Array.isArray(r?.events) ? r.events : [];
       this.events = list.filter((e) => e && typeof e.slug === 'string');
     } catch (err) {
       // The memberships still say where we may go.
