@@ -74,7 +74,7 @@ func TestParseRole(t *testing.T) {
 // or Authenticated): a typo would silently deny.
 func TestTablesNameKnownActions(t *testing.T) {
 	known := func(a Action) bool { _, ok := matrix[a]; return ok || a == Public || a == Authenticated }
-	for k, r := range Routes {
+	for k, r := range routes {
 		if !known(r.Action) {
 			t.Errorf("route %s: unknown action %s", k, r.Action)
 		}

@@ -43,10 +43,7 @@ func MatrixMarkdown() string {
 
 // RoutesMarkdown renders the route table of docs/access.md.
 func RoutesMarkdown() string {
-	keys := make([]string, 0, len(Routes))
-	for k := range Routes {
-		keys = append(keys, k)
-	}
+	keys := RouteKeys()
 	slices.SortFunc(keys, func(x, y string) int {
 		_, px, _ := strings.Cut(x, " ")
 		_, py, _ := strings.Cut(y, " ")
@@ -56,7 +53,7 @@ func RoutesMarkdown() string {
 	var b strings.Builder
 	b.WriteString("| route | action | acts in |\n|---|---|---|\n")
 	for _, k := range keys {
-		r := Routes[k]
+		r := routes[k]
 		fmt.Fprintf(&b, "| `%s` | `%s` | %s |\n", k, r.Action, scope[r.Scope])
 	}
 	b.WriteString("\n| WebSocket message | action |\n|---|---|\n")

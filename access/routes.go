@@ -1,5 +1,7 @@
 package access
 
+import "slices"
+
 // Scope says which event an HTTP route acts in, for the role lookup.
 type Scope int
 
@@ -25,11 +27,29 @@ type Rule struct {
 	Scope  Scope
 }
 
-// Routes maps "METHOD pattern" (chi's pattern, from the root) to its rule.
-// A route the server registers without an entry here is refused with 500
-// at run time and fails the authorization matrix test: nobody can add a
-// route and forget to decide who may call it.
-var Routes = map[string]Rule{
+// RouteRule is the rule of the route the router matched: its method
+// (HEAD served as GET is GET) and its pattern as chi joins it from the
+// root. A route without a rule has none: the gate refuses it, the server
+// refuses to start with it, and the matrix tests fail.
+func RouteRule(method, pattern string) (Rule, bool) {
+	r, ok := routes[method+" "+pattern]
+	return r, ok
+}
+
+// RouteKeys lists "METHOD pattern" of every route that has a rule, sorted.
+func RouteKeys() []string {
+	keys := make([]string, 0, len(routes))
+	for k := range routes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// routes maps "METHOD pattern" (chi's pattern, from the root) to its rule.
+// It is read only through RouteRule and RouteKeys: nothing changes it
+// after start.
+var routes = map[string]Rule{
 	// sessions and the caller itself
 	"POST /api/v1/session":            {Public, ScopeNone}, // log in (rate-limited)
 	"GET /api/v1/session":             {Authenticated, ScopeNone},
@@ -67,7 +87,7 @@ var Routes = map[string]Rule{
 	// events and the main courante (mainlog/api.go)
 	"POST /api/v1/events":                           {EventsCreate, ScopeNone},
 	"GET /api/v1/events":                            {EventsList, ScopeNone},
-	"GET /api/v1/events/{slug}/":                    {LogRead, ScopeEvent},
+	"GET /api/v1/events/{slug}":                     {LogRead, ScopeEvent},
 	"POST /api/v1/events/{slug}/events":             {LogManage, ScopeEvent},
 	"POST /api/v1/events/{slug}/links":              {LinksManage, ScopeEvent},
 	"GET /api/v1/events/{slug}/log":                 {LogRead, ScopeEvent},
@@ -83,23 +103,20 @@ var Routes = map[string]Rule{
 	"GET /api/v1/events/{slug}/guest-links":         {LinksManage, ScopeEvent},
 	"POST /api/v1/events/{slug}/guest-links":        {LinksManage, ScopeEvent},
 	"DELETE /api/v1/events/{slug}/guest-links/{id}": {LinksManage, ScopeEvent},
-}
 
-// appendOnly are the methods the main courante answers 405 on its entries:
-// a reader learns the log cannot be changed; anyone else gets 401 or 403
-// like on any other route.
-var appendOnly = map[string][]string{
-	"/api/v1/events/{slug}/log":                 {"DELETE", "PUT", "PATCH"},
-	"/api/v1/events/{slug}/log/{id}":            {"DELETE", "PUT", "PATCH", "POST"},
-	"/api/v1/events/{slug}/log/{id}/attachment": {"DELETE", "PUT", "PATCH", "POST"},
-}
-
-func init() {
-	for pattern, methods := range appendOnly {
-		for _, m := range methods {
-			Routes[m+" "+pattern] = Rule{LogRead, ScopeEvent}
-		}
-	}
+	// The main courante is append-only: these answer 405 with why (a
+	// reader learns the log cannot be changed; others get 401 or 403).
+	"DELETE /api/v1/events/{slug}/log":                 {LogRead, ScopeEvent},
+	"PUT /api/v1/events/{slug}/log":                    {LogRead, ScopeEvent},
+	"PATCH /api/v1/events/{slug}/log":                  {LogRead, ScopeEvent},
+	"DELETE /api/v1/events/{slug}/log/{id}":            {LogRead, ScopeEvent},
+	"PUT /api/v1/events/{slug}/log/{id}":               {LogRead, ScopeEvent},
+	"PATCH /api/v1/events/{slug}/log/{id}":             {LogRead, ScopeEvent},
+	"POST /api/v1/events/{slug}/log/{id}":              {LogRead, ScopeEvent},
+	"DELETE /api/v1/events/{slug}/log/{id}/attachment": {LogRead, ScopeEvent},
+	"PUT /api/v1/events/{slug}/log/{id}/attachment":    {LogRead, ScopeEvent},
+	"PATCH /api/v1/events/{slug}/log/{id}/attachment":  {LogRead, ScopeEvent},
+	"POST /api/v1/events/{slug}/log/{id}/attachment":   {LogRead, ScopeEvent},
 }
 
 // Messages maps each WebSocket message type a client may send (for

@@ -13,10 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"crisisroom/access"
 	"crisisroom/declarations"
+	"crisisroom/internal/origin"
 	"crisisroom/livemap"
 	"crisisroom/mainlog"
 	"crisisroom/protocol"
@@ -55,9 +57,11 @@ type App struct {
 	limiter   access.Limiter
 	hasher    *access.Hasher // bounds concurrent argon2 work (memory, CPU)
 	proxies   []netip.Prefix
+	origins   origin.Policy // our pages' web origins (login, WebSocket)
 	stopSweep context.CancelFunc
 	// links remembers the links bearer tokens resolved to (linkcache.go).
-	links *linkCache
+	links   *linkCache
+	handler http.Handler // the routes, built once by New
 }
 
 // cluster tells whether other instances may share the store and the bus
@@ -80,6 +84,7 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 	a := &App{cfg: cfg, log: log, be: be, start: time.Now(),
 		hasher: access.NewHasher(access.DefaultParams(), 0), links: newLinkCache(linkCacheTTL, linkCacheMax, time.Now)}
 	a.proxies, _ = cfg.trustedProxies() // checked by Validate
+	a.origins = origin.Policy{PublicURL: cfg.PublicURL, Extra: cfg.AllowedOrigins}
 	if be.Logins != nil {
 		a.limiter = be.Logins // a cluster's instances share Redis's budgets
 	} else {
@@ -154,6 +159,10 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 	go a.sweepSessions(sweep, 10*time.Minute)
 	go a.Rooms.WatchRevocations(sweep, revocationCheck)
 	a.metrics.live(a, sigMetrics)
+	if a.handler, err = a.routes(); err != nil {
+		_ = a.Shutdown(ctx) // a programming error, found at start
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -189,7 +198,14 @@ func RoomURL(base, room, token string) string {
 }
 
 // Handler returns the HTTP handler of the whole server.
-func (a *App) Handler() http.Handler { return a.routes() }
+func (a *App) Handler() http.Handler { return a.handler }
+
+// MetricsHandler serves GET /metrics, on its own listener (--metrics-addr).
+func (a *App) MetricsHandler() http.Handler {
+	r := chi.NewRouter()
+	r.Method(http.MethodGet, "/metrics", a.metrics.handler(a.log))
+	return r
+}
 
 // Shutdown tells every client to reconnect, then stops TURN.
 func (a *App) Shutdown(ctx context.Context) error {

@@ -29,23 +29,24 @@ const (
 // errCSRF is a cookie-authenticated change without the page's token.
 var errCSRF = errors.New("csrf token missing or wrong")
 
-// gate is the one door of /api/v1: it finds the route's rule in
-// access.Routes, resolves the caller's credential, applies the rate limits
-// and asks access.Decide. Handlers behind it read the principal with
-// access.FromContext and never look at roles themselves.
+// gate is the one door of /api/v1, in two halves. identify runs before
+// routing: rate limits, then the caller's credential. authorize runs as
+// part of the route that matched (route-level middleware, see apiRoutes):
+// it reads that route's rule from access.RouteRule with the method and
+// pattern the router actually used, and asks access.Decide. Handlers read
+// the principal with access.FromContext, which only authorize sets: a
+// handler reached without a decision sees nobody.
 type gate struct {
 	a       *App
-	root    chi.Routes // to find the matched route's pattern before routing
 	perIP   *httprate.RateLimiter
 	perCred *httprate.RateLimiter
 }
 
-func (a *App) newGate(root chi.Routes) *gate {
-	g := &gate{a: a, root: root}
+func (a *App) newGate() *gate {
+	g := &gate{a: a}
 	limited := httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "60")
-		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "rate_limited",
-			"message": "Trop de requêtes : réessayez dans une minute."})
+		writeError(w, http.StatusTooManyRequests, "rate_limited", "Trop de requêtes : réessayez dans une minute.")
 	})
 	if a.cfg.RateIP > 0 {
 		g.perIP = httprate.NewRateLimiter(a.cfg.RateIP, time.Minute, limited)
@@ -56,68 +57,98 @@ func (a *App) newGate(root chi.Routes) *gate {
 	return g
 }
 
-// handler wraps the /api/v1 routes.
-func (g *gate) handler(next http.Handler) http.Handler {
+// caller is what identify resolved, waiting for authorize's decision.
+type caller struct {
+	p     *access.Principal
+	login *staffLogin
+}
+
+type callerKey struct{}
+
+// identify resolves the credential of every /api/v1 request, before the
+// router picks a route: it decides nothing about the route.
+func (g *gate) identify(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip := clientIP(r, g.a.proxies)
 		if g.perIP != nil && g.perIP.RespondOnLimit(w, r, "ip:"+ip) {
 			return
 		}
-		rctx := chi.NewRouteContext()
-		pattern := g.root.Find(rctx, r.Method, r.URL.Path)
-		rule, known := access.Routes[r.Method+" "+pattern]
-		if !known {
-			// chi names a sub-router's "/" route without its slash when
-			// the path has none (/events/main for /events/{slug}/).
-			rule, known = access.Routes[r.Method+" "+pattern+"/"]
-		}
-		if strings.HasSuffix(pattern, "/*") {
-			pattern = "" // a catch-all (no territory: 503) is not a route of its own
-		}
-		if pattern != "" && !known {
-			// A route nobody decided for: refuse rather than guess.
-			g.a.log.Error("route without an authorization rule", "method", r.Method, "pattern", pattern)
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal", "message": "route without an authorization rule"})
-			return
-		}
 		p, login, err := g.a.principal(r)
 		switch {
 		case errors.Is(err, errCSRF):
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": "csrf",
-				"message": "Requête refusée (jeton anti-falsification absent) : rechargez la page."})
+			writeError(w, http.StatusForbidden, "csrf", "Requête refusée (jeton anti-falsification absent) : rechargez la page.")
 			return
 		case err != nil && !errors.Is(err, access.ErrUnauthenticated):
 			g.a.log.Error("resolve credential", "err", err)
 			w.Header().Set("Retry-After", "2")
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable",
-				"message": "Service momentanément indisponible : réessayez."})
+			writeError(w, http.StatusServiceUnavailable, "unavailable", "Service momentanément indisponible : réessayez.")
 			return
 		}
 		if p != nil && g.perCred != nil && g.perCred.RespondOnLimit(w, r, "cred:"+p.Key()) {
 			return
 		}
-		if !known {
-			// No such route: chi answers 404 or 405, but only to a caller
-			// who is someone, so that the API's shape is not public.
-			rule = access.Rule{Action: access.Authenticated}
-		}
-		if err := access.Decide(p, rule.Action, g.a.chain(rctx, rule.Scope)); err != nil {
-			if errors.Is(err, access.ErrUnauthenticated) {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="crisisroom"`)
-				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthenticated",
-					"message": "Lien ou session absent, inconnu, expiré ou révoqué."})
-				return
-			}
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden",
-				"message": "Votre rôle ne permet pas cette action."})
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, caller{p: p, login: login})))
+	})
+}
+
+// authorize decides for the route that matched. The method is the one the
+// router routed on (HEAD served by a GET route is decided as that GET);
+// the pattern and its {slug} are the router's own. A route without a rule
+// is refused.
+func (g *gate) authorize(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rctx := chi.RouteContext(r.Context())
+		method, pattern := routedMethod(rctx, r), rctx.RoutePattern()
+		rule, ok := access.RouteRule(method, pattern)
+		if !ok {
+			g.a.log.Error("route without an authorization rule", "method", method, "pattern", pattern)
+			writeError(w, http.StatusInternalServerError, "internal", "route without an authorization rule")
 			return
 		}
-		ctx := access.WithPrincipal(r.Context(), p)
-		if login != nil {
-			ctx = context.WithValue(ctx, staffLoginKey{}, login)
+		c, _ := r.Context().Value(callerKey{}).(caller)
+		if err := access.Decide(c.p, rule.Action, g.a.chain(rctx, rule.Scope)); err != nil {
+			if errors.Is(err, access.ErrUnauthenticated) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="crisisroom"`)
+				writeError(w, http.StatusUnauthorized, "unauthenticated", "Lien ou session absent, inconnu, expiré ou révoqué.")
+				return
+			}
+			writeError(w, http.StatusForbidden, "forbidden", "Votre rôle ne permet pas cette action.")
+			return
+		}
+		ctx := access.WithPrincipal(r.Context(), c.p)
+		if c.login != nil {
+			ctx = context.WithValue(ctx, staffLoginKey{}, c.login)
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// routedMethod is the method the router matched the route with.
+func routedMethod(rctx *chi.Context, r *http.Request) string {
+	if rctx.RouteMethod != "" {
+		return rctx.RouteMethod
+	}
+	return r.Method
+}
+
+// checkRules walks the API's routes: every one needs a rule, so a route
+// added without one stops the server at start instead of being refused at
+// its first call.
+func checkRules(api chi.Routes, prefix string) error {
+	var missing []string
+	err := chi.Walk(api, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		if _, ok := access.RouteRule(method, prefix+route); !ok {
+			missing = append(missing, method+" "+prefix+route)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("API routes without an authorization rule in access: %s", strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // chain is the event a request acts in and its ancestors.

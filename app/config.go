@@ -19,10 +19,14 @@ import (
 // Config is every setting of `crisisroom serve`. Each field has a flag and a
 // CRISISROOM_* environment variable; a flag given on the command line wins.
 type Config struct {
-	Addr      string
-	DataDir   string
-	PublicURL string
-	LogLevel  slog.Level
+	Addr string
+	// MetricsAddr serves /metrics on a listener of its own, loopback by
+	// default: the figures are for the operator's Prometheus, not for
+	// anyone who can reach the application port. Empty: no metrics.
+	MetricsAddr string
+	DataDir     string
+	PublicURL   string
+	LogLevel    slog.Level
 
 	// Cluster mode: several instances share a PostgreSQL database and a
 	// Redis bus. Empty: the embedded SQLite file and in-process bus.
@@ -76,10 +80,16 @@ type Config struct {
 	RateToken      int      // API requests per minute and credential; 0 = no limit
 }
 
+// DefaultMetricsAddr is loopback only: a Prometheus on the same host
+// scrapes it; in a cluster, each instance sets an address its Prometheus
+// reaches on the internal network.
+const DefaultMetricsAddr = "127.0.0.1:9464"
+
 // DefaultConfig is what `serve` with no flags runs.
 func DefaultConfig() Config {
 	return Config{
 		Addr:          ":8080",
+		MetricsAddr:   DefaultMetricsAddr,
 		DataDir:       "./data",
 		LogLevel:      slog.LevelInfo,
 		RoomCapacity:  6,
@@ -151,6 +161,7 @@ func (c *Config) Bind(fs *flag.FlagSet) func() error {
 		fs.BoolVar(p, fl, *p, help+" (env CRISISROOM_"+ev+")")
 	}
 	str(&c.Addr, "addr", "ADDR", "HTTP listen address")
+	str(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", "listen address of GET /metrics (Prometheus), loopback by default; empty: off")
 	str(&c.DataDir, "data", "DATA", "data directory (SQLite file, generated secrets)")
 	str(&c.PublicURL, "public-url", "PUBLIC_URL", "URL people open, used in printed links (default http://localhost<addr>)")
 	str(&c.DatabaseURL, "database-url", "DATABASE_URL", "PostgreSQL URL for cluster mode, e.g. postgres://crisisroom:PASSWORD@db:5432/crisisroom (default: SQLite file in the data dir)")

@@ -13,7 +13,7 @@ const twoCommunes = `{"type":"FeatureCollection","features":[
 {"type":"Feature","properties":{"code":"56001","nom":"Allaire","population":3886},"geometry":{"type":"Polygon","coordinates":[[[-2.2,47.6],[-2.1,47.6],[-2.1,47.7],[-2.2,47.7],[-2.2,47.6]]]}},
 {"type":"Feature","properties":{"code":"56002","nom":"Ambon","population":1961},"geometry":{"type":"Polygon","coordinates":[[[-2.6,47.5],[-2.5,47.5],[-2.5,47.6],[-2.6,47.6],[-2.6,47.5]]]}}]}`
 
-func mapConfig(t *testing.T, withTerritory bool) Config {
+func mapConfig(t testing.TB, withTerritory bool) Config {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,10 +18,13 @@ import (
 	"crisisroom/rooms"
 )
 
-// scrape returns every sample of /metrics by series (name{labels}).
-func scrape(t *testing.T, base string) map[string]float64 {
+// scrape returns every sample of /metrics by series (name{labels}), from
+// the metrics listener's handler.
+func scrape(t *testing.T, a *App) map[string]float64 {
 	t.Helper()
-	res := get(t, base+"/metrics", nil)
+	srv := httptest.NewServer(a.MetricsHandler())
+	defer srv.Close()
+	res := get(t, srv.URL+"/metrics", nil)
 	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/plain") {
 		t.Fatalf("GET /metrics: %d %q", res.StatusCode, res.Header.Get("Content-Type"))
 	}
@@ -68,7 +72,7 @@ func TestMetrics(t *testing.T) {
 	}
 	token := link[strings.Index(link, "#t=")+3:]
 
-	m := scrape(t, srv.URL)
+	m := scrape(t, a)
 	for _, series := range []string{"crisisroom_connections", "crisisroom_rooms", "crisisroom_peers", "crisisroom_map_watchers",
 		"crisisroom_messages_in_total", "crisisroom_messages_out_total", "crisisroom_slow_clients_dropped_total",
 		"crisisroom_bus_publish_errors_total", "crisisroom_declarations_remote_states_total", "go_goroutines"} {
@@ -111,7 +115,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("main courante entry: %d", got)
 	}
 
-	m = scrape(t, srv.URL)
+	m = scrape(t, a)
 	want := map[string]float64{
 		"crisisroom_connections": 1, "crisisroom_rooms": 1, "crisisroom_peers": 1,
 		`crisisroom_declarations_total{kind="declare",outcome="accepted"}`:        1,
@@ -128,5 +132,23 @@ func TestMetrics(t *testing.T) {
 	}
 	if m["crisisroom_messages_in_total"] < 1 || m["crisisroom_messages_out_total"] < 1 {
 		t.Errorf("messages in %v out %v", m["crisisroom_messages_in_total"], m["crisisroom_messages_out_total"])
+	}
+}
+
+// TestMetricsNotOnTheAppPort: the figures (rooms, peers, declarations by
+// outcome) are for the operator's Prometheus on its own listener, not for
+// anyone who reaches the application.
+func TestMetricsNotOnTheAppPort(t *testing.T) {
+	a, srv := startApp(t, mapConfig(t, true))
+	res := get(t, srv.URL+"/metrics", nil)
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /metrics on the application port: %d, want 404", res.StatusCode)
+	}
+	if m := scrape(t, a); m["go_goroutines"] == 0 {
+		t.Error("the metrics listener serves no go_goroutines")
+	}
+	if DefaultConfig().MetricsAddr != "127.0.0.1:9464" {
+		t.Errorf("default --metrics-addr %q, want loopback", DefaultConfig().MetricsAddr)
 	}
 }

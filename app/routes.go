@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -15,35 +16,17 @@ import (
 	"crisisroom/static"
 )
 
-func (a *App) routes() http.Handler {
+func (a *App) routes() (http.Handler, error) {
+	api, err := a.apiRoutes()
+	if err != nil {
+		return nil, err
+	}
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, middleware.GetHead, a.securityHeaders)
 	r.Get("/healthz", a.healthz)
 	r.Get("/readyz", a.readyz)
-	r.Method(http.MethodGet, "/metrics", a.metrics.handler(a.log))
 	r.Get("/ws", a.sig.ServeHTTP)
-	gate := a.newGate(r)
-	r.Route("/api/v1", func(r chi.Router) {
-		// Every API route: one size limit, the declarations' outcome
-		// counter (refusals included), one authorization point.
-		r.Use(limitBody, a.metrics.countDeclarations, gate.handler)
-		a.mountSession(r)
-		a.mountAdmin(r)
-		a.mountGuestLinks(r)
-		a.mountMainlog(r) // the main courante works without a territory too
-		if a.Decl == nil {
-			r.HandleFunc("/*", func(w http.ResponseWriter, _ *http.Request) {
-				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no_territory",
-					"message": "declarations are off: start the server with --territory (and --communes)"})
-			})
-			return
-		}
-		api := &declarations.API{Svc: a.Decl, Auth: a.actor, Name: a.communeName}
-		r.Group(api.Mount)
-		a.mountCommuneLinks(r)
-		lay := &layers.API{Store: a.be.Store.Layers(), Auth: a.actor, Map: a.Map, Log: a.log.With("component", "layers"), Now: time.Now}
-		lay.Mount(r)
-	})
+	r.Mount("/api/v1", api)
 
 	files, _ := fs.Sub(static.Files, ".")
 	fileServer := http.FileServerFS(files)
@@ -72,7 +55,63 @@ func (a *App) routes() http.Handler {
 	r.Handle("/vendor/*", fileServer) // Leaflet, copied from node_modules by npm run build
 	r.Get("/config.json", a.pageConfig)
 	r.With(middleware.Compress(5, "application/geo+json")).Get("/territory.geojson", a.territoryGeoJSON())
-	return r
+	return r, nil
+}
+
+// apiRoutes is /api/v1. Its routes are registered on one router whose
+// every route runs the gate's authorize first; the mount functions get
+// only that router, so a route cannot be added without the decision.
+// Unknown paths and methods are answered before any handler (404, 405).
+func (a *App) apiRoutes() (http.Handler, error) {
+	g := a.newGate()
+	api := chi.NewRouter()
+	// One size limit, the declarations' outcome counter (refusals
+	// included), the caller's credential; then routing.
+	api.Use(limitBody, a.metrics.countDeclarations, g.identify)
+	api.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "Adresse inconnue.")
+	})
+	api.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", strings.Join(allowedMethods(api, r), ", "))
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Méthode non permise à cette adresse.")
+	})
+	r := api.With(g.authorize)
+	a.mountSession(r)
+	a.mountAdmin(r)
+	a.mountGuestLinks(r)
+	a.mountMainlog(r) // the main courante works without a territory too
+	if a.Decl == nil {
+		api.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+			writeError(w, http.StatusServiceUnavailable, "no_territory",
+				"declarations are off: start the server with --territory (and --communes)")
+		})
+	} else {
+		decl := &declarations.API{Svc: a.Decl, Auth: a.actor, Name: a.communeName}
+		decl.Mount(r)
+		a.mountCommuneLinks(r)
+		lay := &layers.API{Store: a.be.Store.Layers(), Auth: a.actor, Map: a.Map, Log: a.log.With("component", "layers"), Now: time.Now}
+		lay.Mount(r)
+	}
+	if err := checkRules(api, "/api/v1"); err != nil {
+		return nil, err
+	}
+	return api, nil
+}
+
+// allowedMethods are the methods the router serves at r's path, for the
+// Allow header of a 405.
+func allowedMethods(api chi.Routes, r *http.Request) []string {
+	path := chi.RouteContext(r.Context()).RoutePath
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if api.Match(chi.NewRouteContext(), m, path) {
+			out = append(out, m)
+			if m == http.MethodGet {
+				out = append(out, http.MethodHead) // served by the GET (middleware.GetHead)
+			}
+		}
+	}
+	return out
 }
 
 // maxAPIBody bounds any request body under /api/v1: the largest legitimate
@@ -132,6 +171,12 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, status, map[string]any{"ready": status == http.StatusOK, "checks": checks})
+}
+
+// writeError is the API's error answer: a stable code for programs and a
+// message for people.
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	writeJSON(w, status, map[string]string{"error": code, "message": message})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

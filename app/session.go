@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -33,6 +34,18 @@ func (a *App) mountSession(r chi.Router) {
 }
 
 func (a *App) login(w http.ResponseWriter, r *http.Request) {
+	// A page on another site may post a form here (text/plain, no
+	// preflight) to log the victim into the attacker's account: the login
+	// takes JSON only, from our own pages.
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "La connexion attend du JSON (application/json).")
+		return
+	}
+	if !a.origins.SameSite(r) {
+		a.log.Warn("cross-site login refused", "origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+		writeError(w, http.StatusForbidden, "cross_origin", "Connexion refusée : elle doit venir de la page de connexion de ce serveur.")
+		return
+	}
 	var in struct {
 		Login    string `json:"login"`
 		Password string `json:"password"`

@@ -362,3 +362,51 @@ func TestLoginUpgradesTheHash(t *testing.T) {
 		t.Fatalf("login with the upgraded hash: %d", res.StatusCode)
 	}
 }
+
+// TestLoginCSRF: another site's page cannot log the victim into the
+// attacker's account. A form post (text/plain, no preflight) and a JSON
+// post carrying another Origin or Sec-Fetch-Site are refused and set no
+// cookie; the server's own page (same Origin), the public URL's, and a
+// client that is no browser (neither header) log in.
+func TestLoginCSRF(t *testing.T) {
+	cfg := mapConfig(t, false)
+	cfg.PublicURL = "https://crise.example.fr"
+	a, srv := startApp(t, cfg)
+	staff(t, a, "mallory", "attacker's own password", false, "", "")
+	body := `{"login":"mallory","password":"attacker's own password"}`
+	for _, c := range []struct {
+		name, ctype, origin, fetchSite string
+		want                           int
+	}{
+		{"form post from another site", "text/plain", "https://evil.example", "cross-site", http.StatusUnsupportedMediaType},
+		{"text/plain without origin", "text/plain", "", "", http.StatusUnsupportedMediaType},
+		{"urlencoded form", "application/x-www-form-urlencoded", "", "", http.StatusUnsupportedMediaType},
+		{"JSON from another origin", "application/json", "https://evil.example", "", http.StatusForbidden},
+		{"JSON, null origin", "application/json", "null", "cross-site", http.StatusForbidden},
+		{"JSON, cross-site fetch without Origin", "application/json", "", "cross-site", http.StatusForbidden},
+		{"JSON, a sibling site", "application/json", "", "same-site", http.StatusForbidden},
+		{"our own page", "application/json", srv.URL, "same-origin", http.StatusOK},
+		{"the public URL's page", "application/json; charset=utf-8", "https://crise.example.fr", "same-origin", http.StatusOK},
+		{"a script, no browser headers", "application/json", "", "", http.StatusOK},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/v1/session", strings.NewReader(body))
+		req.Header.Set("Content-Type", c.ctype)
+		if c.origin != "" {
+			req.Header.Set("Origin", c.origin)
+		}
+		if c.fetchSite != "" {
+			req.Header.Set("Sec-Fetch-Site", c.fetchSite)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != c.want {
+			t.Errorf("%s: %d, want %d", c.name, res.StatusCode, c.want)
+		}
+		if got := res.Header.Get("Set-Cookie"); c.want != http.StatusOK && got != "" {
+			t.Errorf("%s: refused yet set a cookie: %s", c.name, got)
+		}
+	}
+}

@@ -73,7 +73,7 @@ func turnConfig(t *testing.T, certHost string) Config {
 	return cfg
 }
 
-func startApp(t *testing.T, cfg Config) (*App, *httptest.Server) {
+func startApp(t testing.TB, cfg Config) (*App, *httptest.Server) {
 	t.Helper()
 	ctx := context.Background()
 	be, err := OpenBackends(ctx, cfg)

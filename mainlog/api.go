@@ -43,32 +43,34 @@ type API struct {
 	Log  *slog.Logger
 }
 
-// Mount registers the routes on r. DELETE, PUT and PATCH on entries are
-// answered 405: the log is append-only.
+// Mount registers the routes on r, each with its full pattern: the API
+// gate decides on the pattern of the route that matched, so there is no
+// sub-router whose mount point could be decided in its routes' stead.
+// DELETE, PUT and PATCH on entries are answered 405: the log is
+// append-only.
 func (a *API) Mount(r chi.Router) {
+	const ev = "/events/{slug}"
 	r.Get("/events", a.authed(a.events))
-	r.Route("/events/{slug}", func(r chi.Router) {
-		r.Get("/", a.authed(a.event))
-		r.Post("/events", a.authed(a.createSub))
-		r.Post("/links", a.authed(a.link))
-		r.Get("/log", a.authed(a.list))
-		r.Post("/log", a.authed(a.write))
-		r.Get("/log.csv", a.authed(a.export))
-		r.Get("/log/{id}", a.authed(a.get))
-		r.Get("/log/{id}/attachment", a.authed(a.attachment))
-		r.Get("/board", a.authed(a.board))
-		r.Put("/board", a.authed(a.putBoard))
-		r.Get("/board/history", a.authed(a.boardHistory))
-		r.Get("/tags", a.authed(a.tags))
-		r.Put("/tags", a.authed(a.putTags))
-		for _, m := range []string{http.MethodDelete, http.MethodPut, http.MethodPatch} {
-			r.MethodFunc(m, "/log", appendOnly("GET, POST"))
-			r.MethodFunc(m, "/log/{id}", appendOnly("GET"))
-			r.MethodFunc(m, "/log/{id}/attachment", appendOnly("GET"))
-		}
-		r.MethodFunc(http.MethodPost, "/log/{id}", appendOnly("GET"))
-		r.MethodFunc(http.MethodPost, "/log/{id}/attachment", appendOnly("GET"))
-	})
+	r.Get(ev, a.authed(a.event))
+	r.Post(ev+"/events", a.authed(a.createSub))
+	r.Post(ev+"/links", a.authed(a.link))
+	r.Get(ev+"/log", a.authed(a.list))
+	r.Post(ev+"/log", a.authed(a.write))
+	r.Get(ev+"/log.csv", a.authed(a.export))
+	r.Get(ev+"/log/{id}", a.authed(a.get))
+	r.Get(ev+"/log/{id}/attachment", a.authed(a.attachment))
+	r.Get(ev+"/board", a.authed(a.board))
+	r.Put(ev+"/board", a.authed(a.putBoard))
+	r.Get(ev+"/board/history", a.authed(a.boardHistory))
+	r.Get(ev+"/tags", a.authed(a.tags))
+	r.Put(ev+"/tags", a.authed(a.putTags))
+	for _, m := range []string{http.MethodDelete, http.MethodPut, http.MethodPatch} {
+		r.MethodFunc(m, ev+"/log", appendOnly("GET, POST"))
+		r.MethodFunc(m, ev+"/log/{id}", appendOnly("GET"))
+		r.MethodFunc(m, ev+"/log/{id}/attachment", appendOnly("GET"))
+	}
+	r.MethodFunc(http.MethodPost, ev+"/log/{id}", appendOnly("GET"))
+	r.MethodFunc(http.MethodPost, ev+"/log/{id}/attachment", appendOnly("GET"))
 }
 
 // appendOnly answers any attempt to change or delete an entry.

@@ -9,10 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"runtime"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"crisisroom/access"
+	"crisisroom/internal/origin"
 	"crisisroom/livemap"
 	"crisisroom/protocol"
 	"crisisroom/rooms"
@@ -156,33 +155,13 @@ func (s *Server) kick(kind, id string) {
 	}
 }
 
-// checkOrigin accepts clients with no Origin (native and test clients, who
-// still need a token), the page's own origin, the public URL's, and the
-// configured ones. A page on another site cannot open a socket with the
-// user's ambient credentials.
+// checkOrigin: a page on another site cannot open a socket with the
+// user's ambient credentials (origin.Policy says which pages are ours).
 func (s *Server) checkOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
+	if (origin.Policy{PublicURL: s.cfg.PublicURL, Extra: s.cfg.AllowedOrigins}).Allows(r) {
 		return true
 	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	if strings.EqualFold(u.Host, r.Host) {
-		return true
-	}
-	if s.cfg.PublicURL != "" {
-		if pu, err := url.Parse(s.cfg.PublicURL); err == nil && strings.EqualFold(pu.Host, u.Host) && pu.Scheme == u.Scheme {
-			return true
-		}
-	}
-	for _, o := range s.cfg.AllowedOrigins {
-		if strings.EqualFold(strings.TrimRight(o, "/"), u.Scheme+"://"+u.Host) {
-			return true
-		}
-	}
-	s.log.Warn("websocket origin refused", "origin", origin, "host", r.Host)
+	s.log.Warn("websocket origin refused", "origin", r.Header.Get("Origin"), "host", r.Host)
 	return false
 }
 

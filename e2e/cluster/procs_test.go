@@ -89,19 +89,20 @@ func (e *env) hostToken(t *testing.T) string {
 
 // server is one `crisisroom serve` process.
 type server struct {
-	name   string
-	cmd    *exec.Cmd
-	base   string
-	exited chan struct{}
-	mu     sync.Mutex
-	log    []string
+	name    string
+	cmd     *exec.Cmd
+	base    string
+	metrics string // base URL of its /metrics listener
+	exited  chan struct{}
+	mu      sync.Mutex
+	log     []string
 }
 
 // start runs an instance on a free loopback port (the kernel picks it;
 // the "listening" log line tells which) with a data dir of its own.
 func (e *env) start(t *testing.T, name string) *server {
 	t.Helper()
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "info", "--data", t.TempDir()}, e.args...)
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--log-level", "info", "--data", t.TempDir()}, e.args...)
 	s := &server{name: name, cmd: exec.Command(e.bin, args...), exited: make(chan struct{})}
 	s.cmd.Stdout = io.Discard
 	pipe, err := s.cmd.StderrPipe()
@@ -127,6 +128,12 @@ func (e *env) start(t *testing.T, name string) *server {
 			s.mu.Lock()
 			s.log = append(s.log, line)
 			s.mu.Unlock()
+			if i := strings.Index(line, `msg="metrics listening" addr=`); i >= 0 {
+				a, _, _ := strings.Cut(line[i+len(`msg="metrics listening" addr=`):], " ")
+				s.mu.Lock()
+				s.metrics = "http://" + a
+				s.mu.Unlock()
+			}
 			if i := strings.Index(line, "msg=listening addr="); i >= 0 {
 				a, _, _ := strings.Cut(line[i+len("msg=listening addr="):], " ")
 				addr <- a
@@ -206,7 +213,10 @@ func do(t *testing.T, method, url, token string, body any) answer {
 // metric returns one series of the instance's /metrics (0 when absent).
 func (s *server) metric(t *testing.T, series string) float64 {
 	t.Helper()
-	a := do(t, http.MethodGet, s.base+"/metrics", "", nil)
+	s.mu.Lock()
+	base := s.metrics // logged before the application's listener
+	s.mu.Unlock()
+	a := do(t, http.MethodGet, base+"/metrics", "", nil)
 	if a.status != http.StatusOK {
 		t.Fatalf("%s /metrics: %d", s.name, a.status)
 	}
