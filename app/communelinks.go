@@ -30,7 +30,7 @@ func (a *App) mountCommuneLinks(r chi.Router) {
 func (a *App) communeCode(w http.ResponseWriter, r *http.Request) (code string, ok bool) {
 	code = chi.URLParam(r, "code")
 	if _, known := a.Territory.Lookup(code); !known {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "message": "Commune inconnue du territoire."})
+		writeError(w, http.StatusNotFound, "not_found", "Commune inconnue du territoire.")
 		return code, false
 	}
 	return code, true

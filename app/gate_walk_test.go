@@ -124,11 +124,14 @@ func (g *gateProbe) check(p *access.Principal, o gateOutcome) string {
 	}
 	var e struct{ Error string }
 	_ = json.Unmarshal(o.body, &e)
+	if !o.api {
+		return "" // the pages and their files: public, not the gate's
+	}
 	if o.pattern == "" { // no route: the router's own 404 or 405, to anyone
 		if o.status != http.StatusNotFound && o.status != http.StatusMethodNotAllowed {
 			return "no route matched, yet answered " + http.StatusText(o.status) + " " + string(o.body)
 		}
-		if o.api && e.Error != "not_found" && e.Error != "method_not_allowed" {
+		if e.Error != "not_found" && e.Error != "method_not_allowed" {
 			return "no API route matched, yet answered " + string(o.body)
 		}
 		return ""

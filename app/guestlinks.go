@@ -94,7 +94,7 @@ func (a *App) linksOf(r *http.Request, scope, kind string) ([]rooms.Link, error)
 func (a *App) guestLinks(w http.ResponseWriter, r *http.Request) (slug string, links []rooms.Link, found bool) {
 	slug = chi.URLParam(r, "slug")
 	if _, err := a.be.Store.Room(r.Context(), slug); errors.Is(err, rooms.ErrNotFound) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "message": "Salle inconnue."})
+		writeError(w, http.StatusNotFound, "not_found", "Salle inconnue.")
 		return slug, nil, false
 	} else if err != nil {
 		a.unavailable(w, "guest links: room", err)
@@ -178,7 +178,7 @@ func (a *App) createGuestLink(w http.ResponseWriter, r *http.Request) {
 		TTL: time.Duration(*in.ExpiresInMinutes) * time.Minute, MaxUses: *in.MaxUses, WatchOnly: in.WatchOnly, Lobby: in.Lobby}, now)
 	switch {
 	case errors.Is(err, rooms.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "message": "Salle inconnue."})
+		writeError(w, http.StatusNotFound, "not_found", "Salle inconnue.")
 		return
 	case err != nil:
 		a.unavailable(w, "create guest link", err)
@@ -210,7 +210,7 @@ func (a *App) revokeGuestLink(w http.ResponseWriter, r *http.Request) {
 func (a *App) revokeListed(w http.ResponseWriter, r *http.Request, target string, links []rooms.Link, notFound string) {
 	id := chi.URLParam(r, "id")
 	if !slices.ContainsFunc(links, func(l rooms.Link) bool { return l.ID == id }) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "message": notFound})
+		writeError(w, http.StatusNotFound, "not_found", notFound)
 		return
 	}
 	if err := a.Rooms.RevokeLink(r.Context(), id); err != nil {

@@ -38,8 +38,7 @@ func (a *App) territoryGeoJSON() http.HandlerFunc {
 	)
 	return func(w http.ResponseWriter, r *http.Request) {
 		if a.Territory == nil {
-			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no_territory",
-				"message": "the map is off: start the server with --territory (and --communes)"})
+			writeError(w, http.StatusNotFound, "no_territory", "the map is off: start the server with --territory (and --communes)")
 			return
 		}
 		body := a.Territory.GeoJSON()
