@@ -10,6 +10,7 @@
 package access
 
 import (
+	"encoding/hex"
 	"errors"
 	"slices"
 )
@@ -139,6 +140,10 @@ type Principal struct {
 	// Roles are the principal's roles by event slug. A role in an event
 	// holds in its sub-events too (Scope lists the ancestors).
 	Roles map[string]Role
+	// Session names the one login a session principal came from
+	// (SessionID of its cookie's hash), "" for the others: logging out
+	// ends that login's sockets and no other's.
+	Session string
 	// Commune binds a declarant to one commune.
 	Commune string
 	// WatchOnly: a guest without camera, microphone or annotations.
@@ -152,12 +157,31 @@ func Key(kind, id string) string { return kind + ":" + id }
 // Key is the principal's credential's Key.
 func (p *Principal) Key() string { return Key(p.Kind, p.ID) }
 
+// Keys are every Key a kick may name the principal by: its credential's,
+// and for a session its one login's (Key(KindLogin, Session)).
+func (p *Principal) Keys() []string {
+	if p.Kind == KindSession && p.Session != "" {
+		return []string{p.Key(), Key(KindLogin, p.Session)}
+	}
+	return []string{p.Key()}
+}
+
 // Kinds of principal.
 const (
 	KindSession = "session"
 	KindToken   = "token"
 	KindLink    = "link"
 )
+
+// KindLogin is no principal's Kind: kicks use it to name one staff
+// session (one browser's login) rather than every session of its user.
+const KindLogin = "login"
+
+// SessionID names a session by its cookie's hash: a prefix, so that what
+// logs and the cluster bus carry is not the stored hash itself.
+func SessionID(hash []byte) string {
+	return hex.EncodeToString(hash[:min(len(hash), 12)])
+}
 
 // RoleIn is the principal's role in an event given its ancestors (nearest
 // first): an administrator is one everywhere, whatever its memberships;

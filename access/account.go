@@ -2,6 +2,7 @@ package access
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -83,4 +84,50 @@ func UserPrincipal(u User, ms []Membership) *Principal {
 		p.Roles[m.Event] = m.Role
 	}
 	return p
+}
+
+// TokenPrincipal is what an API token may do now: in each event, the
+// lesser of its own role and its user's current one there, so that a
+// token never outlives the rights it was minted with. chainOf gives an
+// event's chain (the event, then its ancestors). It is false when the
+// token gives nothing any more: its user is disabled, or holds no role
+// where the token applies (a global token of a user no longer admin).
+func TokenPrincipal(t Token, u User, ms []Membership, chainOf func(string) []string) (*Principal, bool) {
+	if !u.DisabledAt.IsZero() {
+		return nil, false
+	}
+	up := UserPrincipal(u, ms)
+	p := &Principal{Kind: KindToken, ID: t.ID, UserID: u.ID, Name: u.Name + " (jeton " + t.Label + ")", Roles: map[string]Role{}}
+	if t.Event == "" {
+		p.Global = Lesser(t.Role, up.Global)
+		return p, p.Global != ""
+	}
+	held, _ := up.RoleIn(chainOf(t.Event))
+	if p.Roles[t.Event] = Lesser(t.Role, held); p.Roles[t.Event] == "" {
+		return nil, false
+	}
+	if u.Admin {
+		return p, true // an admin is one in every sub-event too
+	}
+	// A sub-event where the user holds another role directly: the token
+	// is capped there by that role (RoleIn finds the nearest; "" there
+	// allows nothing).
+	for _, m := range ms {
+		if m.Event != t.Event && slices.Contains(chainOf(m.Event), t.Event) {
+			p.Roles[m.Event] = Lesser(t.Role, m.Role)
+		}
+	}
+	return p, true
+}
+
+// Lesser is the less powerful of two account roles, "" if either is not
+// one (so Lesser(r, "") is "": no role at all is less than any).
+func Lesser(a, b Role) Role {
+	if rank[a] == 0 || rank[b] == 0 {
+		return ""
+	}
+	if rank[a] <= rank[b] {
+		return a
+	}
+	return b
 }

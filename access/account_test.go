@@ -71,3 +71,57 @@ func TestCheckTokenGrant(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenPrincipal: a token is worth the lesser of its own role and its
+// user's current one, event by event, and nothing once that is nothing.
+func TestTokenPrincipal(t *testing.T) {
+	chains := map[string][]string{"flood": {"flood"}, "flood-east": {"flood-east", "flood"}, "fire": {"fire"}}
+	chainOf := func(ev string) []string { return chains[ev] }
+	bob := User{ID: "u2", Login: "bob", Name: "Bob"}
+	op := Token{ID: "t1", UserID: "u2", Role: Operator, Event: "flood", Label: "script"}
+	in := func(p *Principal, ev string) Role { r, _ := p.RoleIn(chainOf(ev)); return r }
+
+	p, ok := TokenPrincipal(op, bob, []Membership{{"u2", "flood", Operator}, {"u2", "flood-east", Observer}}, chainOf)
+	if !ok || in(p, "flood") != Operator || in(p, "flood-east") != Observer || in(p, "fire") != "" {
+		t.Fatalf("operator token of an operator: %+v, %v; want operator in flood, observer in flood-east (her own role there), nothing in fire", p, ok)
+	}
+	if p.Kind != KindToken || p.ID != "t1" || p.UserID != "u2" {
+		t.Fatalf("principal %+v: want the token's kind and id, the user's id", p)
+	}
+	if p, ok := TokenPrincipal(op, bob, []Membership{{"u2", "flood", Participant}}, chainOf); !ok || in(p, "flood") != Participant || in(p, "flood-east") != Participant {
+		t.Fatalf("after a demotion to participant: %+v, %v; want participant", p, ok)
+	}
+	if p, ok := TokenPrincipal(op, bob, []Membership{{"u2", "fire", Operator}}, chainOf); ok {
+		t.Fatalf("after the membership's removal: %+v; want nothing", p)
+	}
+	obs := op
+	obs.Role = Observer
+	if p, ok := TokenPrincipal(obs, bob, []Membership{{"u2", "flood", Operator}}, chainOf); !ok || in(p, "flood") != Observer {
+		t.Fatalf("observer token of an operator: %+v, %v; want observer (never more than minted)", p, ok)
+	}
+	admin := bob
+	admin.Admin = true
+	global := Token{ID: "t2", UserID: "u2", Role: Operator}
+	if p, ok := TokenPrincipal(global, admin, nil, chainOf); !ok || p.Global != Operator {
+		t.Fatalf("global operator token of an admin: %+v, %v; want global operator", p, ok)
+	}
+	if p, ok := TokenPrincipal(global, bob, []Membership{{"u2", "flood", Operator}}, chainOf); ok {
+		t.Fatalf("global token of a former admin: %+v; want nothing", p)
+	}
+	admin.DisabledAt = time.Unix(1, 0)
+	if p, ok := TokenPrincipal(global, admin, nil, chainOf); ok {
+		t.Fatalf("token of a disabled account: %+v; want nothing", p)
+	}
+}
+
+func TestPrincipalKeys(t *testing.T) {
+	p := UserPrincipal(User{ID: "u1"}, nil)
+	p.Session = SessionID([]byte("0123456789abcdef"))
+	if got := p.Keys(); len(got) != 2 || got[0] != "session:u1" || got[1] != "login:"+p.Session || len(p.Session) != 24 {
+		t.Fatalf("session keys = %v", got)
+	}
+	tok := &Principal{Kind: KindToken, ID: "t1"}
+	if got := tok.Keys(); len(got) != 1 || got[0] != "token:t1" {
+		t.Fatalf("token keys = %v", got)
+	}
+}

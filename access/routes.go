@@ -60,6 +60,7 @@ var routes = map[string]Rule{
 	"GET /api/v1/users":                    {UsersManage, ScopeNone},
 	"POST /api/v1/users":                   {UsersManage, ScopeNone},
 	"PUT /api/v1/users/{id}/events/{slug}": {UsersManage, ScopeNone},
+	"POST /api/v1/users/{id}/disable":      {UsersManage, ScopeNone},
 	"GET /api/v1/tokens":                   {TokensManage, ScopeNone},
 	"POST /api/v1/tokens":                  {TokensManage, ScopeNone},
 	"DELETE /api/v1/tokens/{id}":           {TokensManage, ScopeNone},

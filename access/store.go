@@ -79,6 +79,10 @@ type Store interface {
 	UserByID(ctx context.Context, id string) (User, error)
 	Users(ctx context.Context) ([]User, error)                  // by login
 	SetPassword(ctx context.Context, userID, hash string) error // ErrNotFound if unknown
+	// SetDisabled disables an account from at (its logins, sessions and
+	// tokens are refused); a zero at enables it again. ErrNotFound if
+	// unknown.
+	SetDisabled(ctx context.Context, userID string, at time.Time) error
 	// SetMembership adds or changes a user's role in an event; an empty
 	// role removes the membership. ErrNotFound for an unknown user.
 	SetMembership(ctx context.Context, m Membership) error

@@ -28,6 +28,7 @@ func (a *App) mountAdmin(r chi.Router) {
 	r.Get("/users", a.listUsers)
 	r.Post("/users", a.createUser)
 	r.Put("/users/{id}/events/{slug}", a.setMembership)
+	r.Post("/users/{id}/disable", a.disableUser)
 	r.Get("/tokens", a.listTokens)
 	r.Post("/tokens", a.createToken)
 	r.Delete("/tokens/{id}", a.revokeToken)
@@ -186,12 +187,35 @@ func (a *App) setMembership(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	ms, err := st.Memberships(r.Context(), u.ID)
+	if err != nil {
+		a.unavailable(w, "memberships", err)
+		return
+	}
 	if err := st.SetMembership(r.Context(), access.Membership{UserID: u.ID, Event: slug, Role: role}); err != nil {
 		a.unavailable(w, "set membership", err)
 		return
 	}
-	a.auditReq(r, "membership_set", u.Login+"@"+slug, "role="+string(role))
+	detail := "role=" + string(role)
+	if lowered(ms, slug, role) {
+		// Sockets keep the rights they were opened with: the account's
+		// are closed, and reopen with the new role. (Its tokens follow
+		// at their next use: tokenPrincipal.)
+		detail += fmt.Sprintf(", %d seats ended", a.Rooms.KickPrincipal(access.KindSession, u.ID))
+	}
+	a.auditReq(r, "membership_set", u.Login+"@"+slug, detail)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// lowered says whether setting role in event takes something from a user
+// whose memberships were ms: a role removed or replaced by a lesser one.
+func lowered(ms []access.Membership, event string, role access.Role) bool {
+	for _, m := range ms {
+		if m.Event == event {
+			return m.Role != role && access.Lesser(m.Role, role) != m.Role
+		}
+	}
+	return false
 }
 
 func (a *App) listTokens(w http.ResponseWriter, r *http.Request) {

@@ -224,30 +224,7 @@ func (a *App) bearerPrincipal(ctx context.Context, tok string) (*access.Principa
 	case !errors.Is(err, rooms.ErrNotFound):
 		return nil, fmt.Errorf("look up link: %w", err)
 	}
-	t, err := a.be.Store.Access().TokenByHash(ctx, hash)
-	if errors.Is(err, access.ErrNotFound) {
-		return nil, access.ErrUnauthenticated
-	}
-	if err != nil {
-		return nil, fmt.Errorf("look up token: %w", err)
-	}
-	if !t.RevokedAt.IsZero() || !time.Now().Before(t.ExpiresAt) {
-		return nil, access.ErrUnauthenticated
-	}
-	u, err := a.be.Store.Access().UserByID(ctx, t.UserID)
-	if errors.Is(err, access.ErrNotFound) || (err == nil && !u.DisabledAt.IsZero()) {
-		return nil, access.ErrUnauthenticated
-	}
-	if err != nil {
-		return nil, fmt.Errorf("look up token's user: %w", err)
-	}
-	p := &access.Principal{Kind: access.KindToken, ID: t.ID, UserID: u.ID, Name: u.Name + " (jeton " + t.Label + ")", Roles: map[string]access.Role{}}
-	if t.Event == "" {
-		p.Global = t.Role
-	} else {
-		p.Roles[t.Event] = t.Role
-	}
-	return p, nil
+	return a.tokenPrincipal(ctx, hash)
 }
 
 // linkPrincipal turns a live link into its principal.
@@ -299,7 +276,9 @@ func (a *App) sessionPrincipal(ctx context.Context, cookie string) (*access.Prin
 	if err != nil {
 		return nil, none, fmt.Errorf("memberships: %w", err)
 	}
-	return access.UserPrincipal(u, ms), staffLogin{session: s, user: u}, nil
+	p := access.UserPrincipal(u, ms)
+	p.Session = access.SessionID(s.Hash) // logging out closes this login's sockets only
+	return p, staffLogin{session: s, user: u}, nil
 }
 
 // clientIP is the request's peer, or the client a trusted proxy names in

@@ -27,6 +27,7 @@ var expected = map[string]string{
 	"GET /api/v1/users":                    "A",
 	"POST /api/v1/users":                   "A",
 	"PUT /api/v1/users/{id}/events/{slug}": "A",
+	"POST /api/v1/users/{id}/disable":      "A",
 	"GET /api/v1/tokens":                   "A",
 	"POST /api/v1/tokens":                  "A",
 	"DELETE /api/v1/tokens/{id}":           "A",
@@ -109,6 +110,11 @@ func credentials(t testing.TB, a *App) map[byte]string {
 		u := access.User{ID: rooms.NewID(), Login: login, Name: login, Admin: admin, PasswordHash: "x", CreatedAt: time.Now()}
 		if err := st.CreateUser(ctx, u); err != nil {
 			t.Fatal(err)
+		}
+		if event != "" { // a token is worth no more than its user's role
+			if err := st.SetMembership(ctx, access.Membership{UserID: u.ID, Event: event, Role: role}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		plain, hash := rooms.NewSecret()
 		if err := st.CreateToken(ctx, access.Token{ID: rooms.NewID(), Hash: hash, UserID: u.ID, Role: role, Event: event,

@@ -167,7 +167,11 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 			a.unavailable(w, "delete session", err)
 			return
 		}
-		a.audit(r.Context(), access.AuditEntry{Actor: p.Name, Action: "logout", IP: clientIP(r, a.proxies)})
+		// The sockets this login opened end with it; the account's other
+		// logins keep theirs.
+		kicked := a.Rooms.KickPrincipal(access.KindLogin, p.Session)
+		a.audit(r.Context(), access.AuditEntry{Actor: p.Name, Action: "logout", IP: clientIP(r, a.proxies),
+			Detail: strconv.Itoa(kicked) + " connections"})
 	}
 	http.SetCookie(w, a.sessionCookie(r, "", 0))
 	w.WriteHeader(http.StatusNoContent)

@@ -239,10 +239,10 @@ func TestExpiredAndRevokedCredentials(t *testing.T) {
 		}
 		return plain
 	}
-	u := staff(t, a, "bot", "correct horse battery", false, "", "")
+	u := staff(t, a, "bot", "correct horse battery", false, MainRoom, access.Operator)
 	tok := func(expires time.Time, revoke bool) string {
 		plain, hash := rooms.NewSecret()
-		tk := access.Token{ID: rooms.NewID(), Hash: hash, UserID: u.ID, Role: access.Operator, CreatedAt: past.Add(-time.Hour), ExpiresAt: expires}
+		tk := access.Token{ID: rooms.NewID(), Hash: hash, UserID: u.ID, Role: access.Operator, Event: MainRoom, CreatedAt: past.Add(-time.Hour), ExpiresAt: expires}
 		if err := a.be.Store.Access().CreateToken(ctx, tk); err != nil {
 			t.Fatal(err)
 		}

@@ -220,7 +220,47 @@ func TestAdminHomeInBrowser(t *testing.T) {
 	if got := getStatus(t, base+"/api/v1/session", token); got != http.StatusUnauthorized {
 		t.Fatalf("the revoked token: %d, want 401", got)
 	}
+	disableInBrowser(t, p, srv.be.Store.Access(), base, dir)
 	p.checkClean()
+}
+
+// disableInBrowser: the administrator disables another account from the
+// accounts list (two steps); the API refuses that account's token at once.
+// Screenshots of the list at 1366×768 and 390×844.
+func disableInBrowser(t *testing.T, p *page, st access.Store, base, dir string) {
+	t.Helper()
+	ctx := context.Background()
+	bob := access.User{ID: rooms.NewID(), Login: "bob", Name: "Bob Martin", PasswordHash: "x", CreatedAt: time.Now()}
+	if err := st.CreateUser(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetMembership(ctx, access.Membership{UserID: bob.ID, Event: access.MainEvent, Role: access.Operator}); err != nil {
+		t.Fatal(err)
+	}
+	token, hash := rooms.NewSecret()
+	if err := st.CreateToken(ctx, access.Token{ID: rooms.NewID(), Hash: hash, UserID: bob.ID, Role: access.Operator, Event: access.MainEvent,
+		Label: "script", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := getStatus(t, base+"/api/v1/session", token); got != http.StatusOK {
+		t.Fatalf("bob's token: %d", got)
+	}
+	p.do("wide viewport", 5*time.Second, chromedp.EmulateViewport(1366, 768))
+	p.do("refresh the accounts", 5*time.Second, chromedp.Click(chromedp.CSS("#users-refresh")))
+	row := `#users li[data-id="` + bob.ID + `"]`
+	p.waitFor("bob listed, with a disable button", `document.querySelector('`+row+` .revoke') !== null && document.querySelectorAll('#users li .revoke').length === 1`, 10*time.Second)
+	p.do("show the accounts", 5*time.Second, chromedp.ScrollIntoView(chromedp.CSS("#sec-users")))
+	screenshot(t, p, dir, "home-users-1366.png")
+	p.revokeTwoStep("disable bob", row+` .revoke`)
+	p.waitFor("bob disabled", `document.querySelector('`+row+`[data-state="revoked"]') !== null && document.querySelector('`+row+` .revoke') === null && document.getElementById('users-msg').textContent.includes('désactivé')`, 10*time.Second)
+	if got := getStatus(t, base+"/api/v1/session", token); got != http.StatusUnauthorized {
+		t.Fatalf("the disabled account's token: %d, want 401", got)
+	}
+	p.do("show the accounts", 5*time.Second, chromedp.ScrollIntoView(chromedp.CSS("#sec-users")))
+	screenshot(t, p, dir, "home-users-disabled-1366.png")
+	p.do("phone viewport", 5*time.Second, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch))
+	p.do("show the accounts", 5*time.Second, chromedp.ScrollIntoView(chromedp.CSS("#users")))
+	screenshot(t, p, dir, "home-users-disabled-390.png")
 }
 
 // getStatus GETs url with token and returns the status.

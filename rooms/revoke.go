@@ -7,6 +7,7 @@ package rooms
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"crisisroom/access"
@@ -32,8 +33,9 @@ func (m *Manager) RevokeLink(ctx context.Context, id string) error {
 // KickPrincipal ends every seat and lobby place of the principal (kind and
 // id as in access.Principal: a link's or token's id, a session's user),
 // here and on the other instances, with close code 4508 after an error
-// "revoked". It returns how many this instance ended. Links and tokens
-// are remembered for a while so that an entry in flight cannot slip
+// "revoked". kind may also be access.KindLogin: one session of a user.
+// It returns how many this instance ended. Links, tokens and logins are
+// remembered for a while so that an entry in flight cannot slip
 // through; a user's sessions are not (the user may log in again at once).
 func (m *Manager) KickPrincipal(kind, id string) int {
 	m.mu.Lock()
@@ -66,7 +68,10 @@ func (m *Manager) kickLocked(kind, id string) []kickedOne {
 		}
 		m.revoked[access.Key(kind, id)] = now.Add(revokedMemory)
 	}
-	match := func(p *access.Principal) bool { return p != nil && p.Kind == kind && p.ID == id }
+	// A principal answers to each of its keys: a session's user, or that
+	// one login of the user.
+	key := access.Key(kind, id)
+	match := func(p *access.Principal) bool { return p != nil && slices.Contains(p.Keys(), key) }
 	var out []kickedOne
 	for _, r := range m.rooms {
 		for _, o := range r.members { // removeLocked deletes from the map: fine while ranging
@@ -120,8 +125,12 @@ func (m *Manager) revokedLocked(p *access.Principal) bool {
 	if p == nil || len(m.revoked) == 0 {
 		return false
 	}
-	until, ok := m.revoked[p.Key()]
-	return ok && m.cfg.Now().Before(until)
+	for _, k := range p.Keys() {
+		if until, ok := m.revoked[k]; ok && m.cfg.Now().Before(until) {
+			return true
+		}
+	}
+	return false
 }
 
 // WatchRevocations ends, every interval until ctx ends, the seats (and

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"crisisroom/access"
 	"crisisroom/protocol"
 	"crisisroom/rooms"
 )
@@ -71,12 +72,15 @@ type conn struct {
 	keys []string
 }
 
-// addKey records a principal the socket acts with.
-func (c *conn) addKey(k string) {
+// addKeys records a principal the socket acts with, by each of its keys
+// (a session's user and its one login).
+func (c *conn) addKeys(p *access.Principal) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !slices.Contains(c.keys, k) {
-		c.keys = append(c.keys, k)
+	for _, k := range p.Keys() {
+		if !slices.Contains(c.keys, k) {
+			c.keys = append(c.keys, k)
+		}
 	}
 }
 

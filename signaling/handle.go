@@ -34,8 +34,6 @@ type grant struct {
 	chain []string // room, then its ancestors (Config.EventChain)
 }
 
-func (g *grant) key() string { return g.p.Key() }
-
 // handle is the one authorization point of the socket: every message type
 // (with its topic for subscribe, unsubscribe and resync) is looked up in
 // access.Messages and decided with access.Decide before its handler runs.
@@ -180,7 +178,7 @@ func (ss *session) settle() {
 func (ss *session) seated(m *rooms.Member) {
 	ss.member = m
 	ss.mg = &grant{p: m.Principal, room: m.Room, chain: ss.s.cfg.EventChain(m.Room)}
-	ss.c.addKey(ss.mg.key())
+	ss.c.addKeys(ss.mg.p)
 }
 
 // errJoinForbidden: the credential is valid but gives no seat in that room.
@@ -223,7 +221,7 @@ func (ss *session) enter(ctx context.Context, env protocol.Envelope, p protocol.
 		ss.refuse(env, err)
 	case w != nil:
 		ss.waiter = w
-		ss.c.addKey(e.Principal.Key())
+		ss.c.addKeys(e.Principal)
 	default:
 		ss.seated(m)
 	}

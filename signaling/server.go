@@ -181,7 +181,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := newConn(ws, &s.cfg, &s.box)
 	if who != nil {
-		c.addKey(who.Key())
+		c.addKeys(who)
 	}
 	s.mu.Lock()
 	if s.closing {

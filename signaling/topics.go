@@ -95,7 +95,7 @@ func (ss *session) watchAs(topic string, g *grant) {
 		ss.topics = map[string]*grant{}
 	}
 	ss.topics[topic] = g
-	ss.c.addKey(g.key())
+	ss.c.addKeys(g.p)
 }
 
 // stopWatching is called when the socket ends.

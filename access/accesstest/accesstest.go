@@ -105,6 +105,26 @@ func users(t *testing.T, st access.Store) {
 	if err := st.SetPassword(ctx, "u9", "x"); !errors.Is(err, access.ErrNotFound) {
 		t.Fatalf("SetPassword of an unknown user: %v", err)
 	}
+
+	off := t0.Add(2 * time.Hour)
+	if err := st.SetDisabled(ctx, "u1", off); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.UserByID(ctx, "u1"); !got.DisabledAt.Equal(off) {
+		t.Fatalf("disabled_at after SetDisabled = %v, want %v", got.DisabledAt, off)
+	}
+	if err := st.SetDisabled(ctx, "u2", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.UserByID(ctx, "u2"); !got.DisabledAt.IsZero() {
+		t.Fatalf("disabled_at after enabling = %v, want zero", got.DisabledAt)
+	}
+	if got, _ := st.UserByID(ctx, "u0"); !got.DisabledAt.IsZero() {
+		t.Fatal("SetDisabled changed another user")
+	}
+	if err := st.SetDisabled(ctx, "u9", off); !errors.Is(err, access.ErrNotFound) {
+		t.Fatalf("SetDisabled of an unknown user: %v", err)
+	}
 }
 
 func memberships(t *testing.T, st access.Store) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,8 @@ import (
 const adminUsage = `usage:
   crisisroom admin create --login NAME [--name "Display Name"] [--admin=false] [--data DIR]
   crisisroom admin passwd --login NAME [--data DIR]
+  crisisroom admin disable --login NAME [--data DIR]
+  crisisroom admin enable --login NAME [--data DIR]
   crisisroom admin member --login NAME --event SLUG --role operator|participant|observer|none [--data DIR]
 The password is read from the terminal without echo (asked twice), or else from the first line of standard input.`
 
@@ -41,7 +44,7 @@ func (c adminCmd) run(ctx context.Context, args []string, stdout, stderr io.Writ
 	if c.params == (access.Params{}) {
 		c.params = access.DefaultParams()
 	}
-	if len(args) == 0 || (args[0] != "create" && args[0] != "passwd" && args[0] != "member") {
+	if len(args) == 0 || !slices.Contains([]string{"create", "passwd", "member", "disable", "enable"}, args[0]) {
 		return fmt.Errorf("%s", adminUsage)
 	}
 	action := args[0]
@@ -90,6 +93,8 @@ func (c adminCmd) run(ctx context.Context, args []string, stdout, stderr io.Writ
 		return c.create(ctx, st, login, strings.TrimSpace(*name), *isAdmin, stdout, stderr)
 	case "passwd":
 		return c.passwd(ctx, st, login, stdout, stderr)
+	case "disable", "enable":
+		return adminDisable(ctx, st, login, action == "disable", stdout)
 	}
 	if _, err := eventChain(ctx, store.Mainlog(), *event); err != nil {
 		return err
@@ -139,8 +144,10 @@ func (c adminCmd) create(ctx context.Context, st access.Store, login, name strin
 	return nil
 }
 
-// adminPasswd resets a password and ends the account's sessions: a reset
-// is what one does when a password may be known to someone else.
+// passwd resets a password and ends the account's sessions and API
+// tokens (app.EndAccess): a reset is what one does when a password may be
+// known to someone else, and a token minted by that someone must not
+// outlive it.
 func (c adminCmd) passwd(ctx context.Context, st access.Store, login string, stdout, stderr io.Writer) error {
 	u, err := st.UserByLogin(ctx, login)
 	if errors.Is(err, access.ErrNotFound) {
@@ -155,15 +162,51 @@ func (c adminCmd) passwd(ctx context.Context, st access.Store, login string, std
 	if err := st.SetPassword(ctx, u.ID, hash); err != nil {
 		return err
 	}
-	n, err := st.DeleteUserSessions(ctx, u.ID)
+	now := time.Now().UTC()
+	ended, err := app.EndAccess(ctx, st, u.ID, now)
 	if err != nil {
-		return fmt.Errorf("password changed, but ending the sessions failed: %w", err)
+		return fmt.Errorf("password changed, but ending the sessions and tokens failed: %w", err)
 	}
-	if err := st.Audit(ctx, access.AuditEntry{At: time.Now().UTC(), Actor: cliActor, Action: "password_reset", Target: login,
-		Detail: fmt.Sprintf("%d sessions ended", n)}); err != nil {
+	what := fmt.Sprintf("%d sessions ended, %d tokens revoked", ended.Sessions, len(ended.Tokens))
+	if err := st.Audit(ctx, access.AuditEntry{At: now, Actor: cliActor, Action: "password_reset", Target: login, Detail: what}); err != nil {
 		return fmt.Errorf("password changed, but the audit log failed: %w", err)
 	}
-	fmt.Fprintf(stdout, "password of %q changed; %d sessions ended\n", login, n)
+	fmt.Fprintf(stdout, "password of %q changed; %s\n", login, what)
+	return nil
+}
+
+// adminDisable disables an account and ends its sessions and tokens
+// (app.DisableAccount), or enables it again: its password works again,
+// its old sessions and tokens stay ended. A running server refuses them
+// from their next request; the sockets it already holds open are only
+// closed when done through the API (POST /api/v1/users/{id}/disable):
+// this process cannot reach them.
+func adminDisable(ctx context.Context, st access.Store, login string, disable bool, stdout io.Writer) error {
+	u, err := st.UserByLogin(ctx, login)
+	if errors.Is(err, access.ErrNotFound) {
+		return fmt.Errorf("no account %q", login)
+	} else if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	e := access.AuditEntry{At: now, Actor: cliActor, Action: "user_enabled", Target: login}
+	if disable {
+		ended, err := app.DisableAccount(ctx, st, u.ID, now)
+		if err != nil {
+			return err
+		}
+		e.Action, e.Detail = "user_disabled", fmt.Sprintf("%d sessions ended, %d tokens revoked", ended.Sessions, len(ended.Tokens))
+	} else if err := st.SetDisabled(ctx, u.ID, time.Time{}); err != nil {
+		return err
+	}
+	if err := st.Audit(ctx, e); err != nil {
+		return fmt.Errorf("account %s, but the audit log failed: %w", strings.TrimPrefix(e.Action, "user_"), err)
+	}
+	if disable {
+		fmt.Fprintf(stdout, "%q disabled; %s\n", login, e.Detail)
+	} else {
+		fmt.Fprintf(stdout, "%q enabled (its former sessions and tokens stay ended)\n", login)
+	}
 	return nil
 }
 

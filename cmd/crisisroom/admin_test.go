@@ -204,3 +204,85 @@ func TestAdminMember(t *testing.T) {
 		t.Fatalf("audit = %+v", e)
 	}
 }
+
+// liveToken stores a live API token for login and returns it.
+func liveToken(t *testing.T, st access.Store, login string) access.Token {
+	t.Helper()
+	ctx := context.Background()
+	u, err := st.UserByLogin(ctx, login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := access.Token{ID: "t-" + login, Hash: []byte("hash-" + login), UserID: u.ID, Role: access.Admin,
+		CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+	if err := st.CreateToken(ctx, tk); err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+// TestAdminPasswdRevokesTokens: a reset is for a compromised account; a
+// token its intruder minted must not outlive it.
+func TestAdminPasswdRevokesTokens(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if _, err := runAdmin(t, dir, "correct horse battery\n", "create", "--login", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t, dir).Access()
+	tk := liveToken(t, st, "alice")
+	out, err := runAdmin(t, dir, "battery staple horse\n", "passwd", "--login", "alice")
+	if err != nil || !strings.Contains(out, "1 tokens revoked") {
+		t.Fatalf("passwd: %q, %v", out, err)
+	}
+	if got, err := st.TokenByHash(ctx, tk.Hash); err != nil || got.RevokedAt.IsZero() {
+		t.Fatalf("token after the reset: %+v, %v; want revoked", got, err)
+	}
+	if e := lastAudit(t, st); e.Action != "password_reset" || !strings.Contains(e.Detail, "1 tokens revoked") {
+		t.Fatalf("audit = %+v", e)
+	}
+}
+
+// TestAdminDisable: disable ends the account's sessions and tokens and
+// refuses its password; enable gives the password back, not the rest.
+func TestAdminDisable(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if _, err := runAdmin(t, dir, "correct horse battery\n", "create", "--login", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t, dir).Access()
+	tk := liveToken(t, st, "alice")
+	u, _ := st.UserByLogin(ctx, "alice")
+	if err := st.CreateSession(ctx, access.Session{Hash: []byte("s"), UserID: u.ID, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runAdmin(t, dir, "", "disable", "--login", "Alice")
+	if err != nil || !strings.Contains(out, "1 sessions ended, 1 tokens revoked") {
+		t.Fatalf("disable: %q, %v", out, err)
+	}
+	if u, _ := st.UserByLogin(ctx, "alice"); u.DisabledAt.IsZero() {
+		t.Fatal("account not disabled")
+	}
+	if got, _ := st.TokenByHash(ctx, tk.Hash); got.RevokedAt.IsZero() {
+		t.Fatal("token not revoked")
+	}
+	if _, err := st.SessionByHash(ctx, []byte("s")); !errors.Is(err, access.ErrNotFound) {
+		t.Fatalf("session survived: %v", err)
+	}
+	if e := lastAudit(t, st); e.Action != "user_disabled" || e.Target != "alice" || e.Actor != "cli" {
+		t.Fatalf("audit = %+v", e)
+	}
+	if _, err := runAdmin(t, dir, "", "enable", "--login", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := st.UserByLogin(ctx, "alice"); !u.DisabledAt.IsZero() {
+		t.Fatal("account still disabled")
+	}
+	if e := lastAudit(t, st); e.Action != "user_enabled" {
+		t.Fatalf("audit = %+v", e)
+	}
+	if _, err := runAdmin(t, dir, "", "disable", "--login", "nobody"); err == nil || !strings.Contains(err.Error(), "no account") {
+		t.Fatalf("unknown login: %v", err)
+	}
+}

@@ -128,6 +128,20 @@ func (st accessStore) SetPassword(ctx context.Context, userID, hash string) erro
 	return err
 }
 
+// SetDisabled implements access.Store. NULL is an enabled account.
+func (st accessStore) SetDisabled(ctx context.Context, userID string, at time.Time) error {
+	var v *time.Time
+	if !at.IsZero() {
+		u := at.UTC()
+		v = &u
+	}
+	tag, err := st.s.pool.Exec(ctx, `UPDATE users SET disabled_at = $1 WHERE id = $2`, v, userID)
+	if err == nil && tag.RowsAffected() == 0 {
+		return access.ErrNotFound
+	}
+	return err
+}
+
 // SetMembership implements access.Store. The insert selects nothing for
 // an unknown user, which is how ErrNotFound is told from a foreign-key
 // failure.

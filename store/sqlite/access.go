@@ -141,6 +141,18 @@ func (st accessStore) SetPassword(ctx context.Context, userID, hash string) erro
 	return nil
 }
 
+// SetDisabled implements access.Store.
+func (st accessStore) SetDisabled(ctx context.Context, userID string, at time.Time) error {
+	res, err := st.s.db.ExecContext(ctx, `UPDATE users SET disabled_at = ? WHERE id = ?`, ms(at), userID)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return errors.Join(err, access.ErrNotFound)
+	}
+	return nil
+}
+
 // SetMembership implements access.Store. The insert selects nothing for
 // an unknown user, which is how ErrNotFound is told from a foreign-key
 // failure.

@@ -1,6 +1,7 @@
 // The administrators' part of the staff home: API tokens (create with a
 // role, an event and an expiry; the token is shown once; list; revoke),
-// users (create; give or take a role in an event) and the audit log. Every
+// users (create; give or take a role in an event; disable) and the audit
+// log. Every
 // value a person typed reaches the page through textContent only.
 
 import { byId, find } from '../ui.js';
@@ -14,7 +15,7 @@ import { twoStepButton } from '../confirm.js';
  * @typedef {{slug: string, parent?: string, title?: string}} AdminEvent
  * @typedef {{id: number|string, user_id: number|string, role: string, event?: string, label?: string,
  *   created_at: string, expires_at?: string|null, revoked_at?: string|null}} ApiToken
- * @typedef {{id: number|string, login: string, name?: string, admin?: boolean,
+ * @typedef {{id: number|string, login: string, name?: string, admin?: boolean, disabled_at?: string,
  *   memberships?: Array<{event: string, role: string}>}} UserRow
  * @typedef {{id: number|string, at: string, actor?: string, action: string, target?: string, ip?: string, detail?: unknown}} AuditRow
  */
@@ -37,6 +38,8 @@ export class Admin {
     /** @type {Record<string, string>} the last error of each list, shown on language change */
     this.errors = {};
     this.on = false;
+    /** @type {string} the admin's own account: never offered to disable */
+    this.self = '';
     this.form('#token-form', () => this.createToken());
     this.form('#user-form', () => this.createUser());
     this.form('#role-form', () => this.setRole());
@@ -50,10 +53,12 @@ export class Admin {
   /**
    * Shows the sections and loads their lists.
    * @param {AdminEvent[]} events  the events the home listed
+   * @param {string} self  the logged-in admin's user id
    */
-  start(events) {
+  start(events, self) {
     this.on = true;
     this.events = events;
+    this.self = self;
     this.renderEventSelects();
     void this.loadUsers().then(() => this.loadTokens());
     void this.loadAudit();
@@ -294,6 +299,10 @@ export class Admin {
       login.textContent = u.login;
       head.append(login);
       if (u.admin) head.append(' ', badge(i18n.t('role.admin')));
+      if (u.disabled_at) {
+        li.dataset.state = 'revoked'; // the revoked tokens' red badge
+        head.append(' ', badge(i18n.t('users.disabled')));
+      }
       li.append(head);
       const ms = Array.isArray(u.memberships) ? u.memberships : [];
       if (ms.length) {
@@ -302,10 +311,36 @@ export class Admin {
         meta.textContent = ms.map((m) => `${m.event} : ${roleName(i18n, m.role)}`).join(' · ');
         li.append(meta);
       }
+      if (!u.disabled_at && String(u.id) !== this.self) {
+        li.append(twoStepButton({
+          label: i18n.t('users.disable'),
+          confirmLabel: i18n.t('users.disableConfirm'),
+          cancelLabel: i18n.t('common.cancel'),
+          className: 'revoke',
+          key: `user:${u.id}`,
+          onConfirm: () => this.disableUser(u),
+        }));
+      }
       return li;
     });
     byId('users').replaceChildren(...items);
     if (!items.length && !byId('users-msg').textContent) this.say('users-msg', i18n.t('users.empty'));
+  }
+
+  /**
+   * Disables an account: the server ends its sessions, tokens and
+   * sockets at once.
+   * @private
+   * @param {UserRow} u
+   */
+  async disableUser(u) {
+    try {
+      await apiJSON(this.auth, 'POST', `/api/v1/users/${encodeURIComponent(String(u.id))}/disable`);
+      await Promise.all([this.loadUsers(), this.loadTokens(), this.loadAudit()]);
+      this.say('users-msg', this.i18n.t('users.disabledDone', { login: u.login }));
+    } catch (err) {
+      this.say('users-msg', failure(this.i18n, err));
+    }
   }
 
   // ---- audit log --------------------------------------------------------------

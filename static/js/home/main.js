@@ -189,7 +189,7 @@ class Home {
     this.renderHome();
     if (s.user.admin) {
       this.admin ??= new Admin({ i18n: this.i18n, auth: this.auth });
-      this.admin.start(this.events);
+      this.admin.start(this.events, String(s.user.id));
     }
     for (const id of ['sec-tokens', 'sec-users', 'sec-audit']) byId(id).hidden = !s.user.admin;
     // Commune links: the standing event's operators and the administrators.
