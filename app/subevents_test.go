@@ -142,6 +142,18 @@ func TestSubEventReadsDecidedPerEvent(t *testing.T) {
 		if entry != r.reads || board != r.reads {
 			t.Errorf("%s: live from the sub-event: entries %v, board %v; want %v", r.login, entry, board, r.reads)
 		}
+		// A resync's snapshot is decided like the first one.
+		if err := sockets[r.login].WriteMessage(websocket.TextMessage, protocol.Encode(protocol.TypeResync, "resync-1",
+			protocol.Topic{Topic: protocol.TopicLog})); err != nil {
+			t.Fatal(err)
+		}
+		var snap mainlog.Snapshot
+		if err := json.Unmarshal(wsNext(t, sockets[r.login], mainlog.TypeSnapshot), &snap); err != nil {
+			t.Fatal(err)
+		}
+		if _, board := snap.Boards[sub.Slug]; board != r.reads {
+			t.Errorf("%s: resync snapshot has the sub-event's board: %v, want %v", r.login, board, r.reads)
+		}
 	}
 }
 
