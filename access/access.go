@@ -28,6 +28,12 @@ const (
 	Observer    Role = "observer"    // read-only map and figures
 )
 
+// None is a membership that grants nothing. It is how a member of an
+// event is taken out of one of its sub-events: without it, deleting the
+// sub-event's membership would let the parent's role through again. It
+// is not in Roles: nobody acts as "none".
+const None Role = "none"
+
 // Roles lists every role, for tables and validation.
 var Roles = []Role{Admin, Operator, Participant, Guest, Declarant, Observer}
 
@@ -187,7 +193,7 @@ func SessionID(hash []byte) string {
 // first): an administrator is one everywhere, whatever its memberships;
 // otherwise a direct membership wins over one inherited from above, and
 // the global role (a token's without an event) holds where there is
-// neither.
+// neither. A None membership is no role, and it stops the ones above.
 func (p *Principal) RoleIn(chain []string) (Role, bool) {
 	if p == nil {
 		return "", false
@@ -197,6 +203,9 @@ func (p *Principal) RoleIn(chain []string) (Role, bool) {
 	}
 	for _, ev := range chain {
 		if r, ok := p.Roles[ev]; ok {
+			if r == None {
+				return "", false
+			}
 			return r, true
 		}
 	}

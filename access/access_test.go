@@ -12,6 +12,8 @@ func TestDecide(t *testing.T) {
 	op := &Principal{Kind: KindSession, ID: "u2", Roles: map[string]Role{"main": Operator}}
 	subOnly := &Principal{Kind: KindSession, ID: "u3", Roles: map[string]Role{"crue": Participant}}
 	mixed := &Principal{Kind: KindSession, ID: "u4", Roles: map[string]Role{"main": Participant, "crue": Operator}}
+	removed := &Principal{Kind: KindSession, ID: "u6", Roles: map[string]Role{"main": Operator, "crue": None}}
+	adminRemoved := &Principal{Kind: KindSession, ID: "u7", Global: Admin, Roles: map[string]Role{"crue": None}}
 	adminMember := &Principal{Kind: KindSession, ID: "u5", Global: Admin, Roles: map[string]Role{"main": Participant}}
 	watcher := LinkPrincipal("l1", "ARS", "main", Guest, "", true)
 	guest := LinkPrincipal("l2", "SDIS", "main", Guest, "", false)
@@ -37,6 +39,11 @@ func TestDecide(t *testing.T) {
 		{"sub-event member, its event", subOnly, LogWrite, sub, nil},
 		{"direct membership wins over inherited", mixed, LogManage, sub, nil},
 		{"participant of main manages nothing", mixed, LogManage, []string{"main"}, ErrForbidden},
+		{"removed from a sub-event: nothing inherited", removed, LogRead, sub, ErrForbidden},
+		{"removed from a sub-event: nothing below it", removed, MapWatch, []string{"crue-nord", "crue", "main"}, ErrForbidden},
+		{"removed from a sub-event, still in its parent", removed, LogManage, []string{"main"}, nil},
+		{"removed from a sub-event, listing from the parent", removed, EventsList, nil, nil},
+		{"an admin is never removed", adminRemoved, LogManage, sub, nil},
 		{"watch-only guest joins", watcher, RoomJoin, []string{"main"}, nil},
 		{"watch-only guest sends no camera", watcher, RoomSend, []string{"main"}, ErrForbidden},
 		{"watch-only guest draws nothing", watcher, RoomAnnotate, []string{"main"}, ErrForbidden},
@@ -53,6 +60,21 @@ func TestDecide(t *testing.T) {
 		if got := Decide(c.p, c.act, c.chain); !errors.Is(got, c.want) && got != c.want {
 			t.Errorf("%s: Decide = %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// TestRoleInNone: a None membership reads as no role at all, for every
+// caller that shows or compares roles.
+func TestRoleInNone(t *testing.T) {
+	p := &Principal{Kind: KindSession, ID: "u1", Roles: map[string]Role{"main": Participant, "crue": None}}
+	if r, ok := p.RoleIn([]string{"crue", "main"}); ok || r != "" {
+		t.Fatalf("RoleIn(crue) = %q, %v; want no role", r, ok)
+	}
+	if r, ok := p.RoleIn([]string{"main"}); !ok || r != Participant {
+		t.Fatalf("RoleIn(main) = %q, %v", r, ok)
+	}
+	if _, ok := ParseRole(string(None)); ok {
+		t.Fatal("none parsed as a role one may act as")
 	}
 }
 

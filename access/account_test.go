@@ -42,7 +42,7 @@ func TestNormalizeLogin(t *testing.T) {
 func TestCheckTokenGrant(t *testing.T) {
 	admin := User{Login: "root", Admin: true}
 	op := User{Login: "op"}
-	ms := []Membership{{Event: "main", Role: Operator}, {Event: "main-com", Role: Observer}}
+	ms := []Membership{{Event: "main", Role: Operator}, {Event: "main-com", Role: Observer}, {Event: "main-out", Role: None}}
 	for _, c := range []struct {
 		name  string
 		u     User
@@ -63,6 +63,8 @@ func TestCheckTokenGrant(t *testing.T) {
 		{"operator cannot be admin", op, Admin, []string{"main"}, false},
 		{"operator cannot go global", op, Operator, nil, false},
 		{"no membership", op, Observer, []string{"other"}, false},
+		{"removed from a sub-event", op, Observer, []string{"main-out", "main"}, false},
+		{"a token cannot be none", admin, None, []string{"main"}, false},
 		{"disabled admin", User{Login: "old", Admin: true, DisabledAt: time.Now()}, Observer, nil, false},
 	} {
 		err := CheckTokenGrant(c.u, ms, c.role, c.chain)

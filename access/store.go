@@ -84,7 +84,9 @@ type Store interface {
 	// unknown.
 	SetDisabled(ctx context.Context, userID string, at time.Time) error
 	// SetMembership adds or changes a user's role in an event; an empty
-	// role removes the membership. ErrNotFound for an unknown user.
+	// role removes the membership (the user inherits again from the
+	// events above), None is stored like a role (it blocks them).
+	// ErrNotFound for an unknown user.
 	SetMembership(ctx context.Context, m Membership) error
 	Memberships(ctx context.Context, userID string) ([]Membership, error) // by event
 	EventMembers(ctx context.Context, event string) ([]Membership, error) // by user ID

@@ -166,8 +166,13 @@ func (a *App) setMembership(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	role, ok := access.ParseRole(in.Role)
-	if in.Role != "" && (!ok || role == access.Declarant || role == access.Guest) {
-		badRequest(w, "Rôle : admin, operator, participant ou observer (vide pour retirer).")
+	switch {
+	case in.Role == "" || in.Role == "inherit":
+		role = "" // the event's own role goes: its parent's holds again
+	case in.Role == string(access.None):
+		role = access.None // out of the event, whatever is held above
+	case !ok || role == access.Declarant || role == access.Guest:
+		badRequest(w, "Rôle : admin, operator, participant, observer, none (retirer l'accès) ou vide (hériter de l'évènement parent).")
 		return
 	}
 	st := a.be.Store.Access()
@@ -187,6 +192,10 @@ func (a *App) setMembership(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	chain := a.EventChain(slug)
+	if role == access.None && len(chain) == 1 {
+		role = "" // nothing above a root event to block
+	}
 	ms, err := st.Memberships(r.Context(), u.ID)
 	if err != nil {
 		a.unavailable(w, "memberships", err)
@@ -197,25 +206,35 @@ func (a *App) setMembership(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	detail := "role=" + string(role)
-	if lowered(ms, slug, role) {
-		// Sockets keep the rights they were opened with: the account's
-		// are closed, and reopen with the new role. (Its tokens follow
-		// at their next use: tokenPrincipal.)
+	if lowered(u, ms, chain, role) {
+		// Sockets keep the rights they were opened with (their log
+		// feeds too): the account's are closed, and reopen with the
+		// new role. (Its tokens follow at their next use.)
 		detail += fmt.Sprintf(", %d seats ended", a.Rooms.KickPrincipal(access.KindSession, u.ID))
 	}
 	a.auditReq(r, "membership_set", u.Login+"@"+slug, detail)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// lowered says whether setting role in event takes something from a user
-// whose memberships were ms: a role removed or replaced by a lesser one.
-func lowered(ms []access.Membership, event string, role access.Role) bool {
+// lowered says whether setting role in the event chain[0] takes
+// something from a user whose memberships were ms: the role the user
+// holds there, directly or inherited, goes or becomes a lesser one.
+func lowered(u access.User, ms []access.Membership, chain []string, role access.Role) bool {
+	before, had := access.UserPrincipal(u, ms).RoleIn(chain)
+	if !had {
+		return false
+	}
+	after := []access.Membership{{UserID: u.ID, Event: chain[0], Role: role}}
 	for _, m := range ms {
-		if m.Event == event {
-			return m.Role != role && access.Lesser(m.Role, role) != m.Role
+		if m.Event != chain[0] {
+			after = append(after, m)
 		}
 	}
-	return false
+	if role == "" {
+		after = after[1:]
+	}
+	now, has := access.UserPrincipal(u, after).RoleIn(chain)
+	return !has || now != before && access.Lesser(before, now) != before
 }
 
 func (a *App) listTokens(w http.ResponseWriter, r *http.Request) {

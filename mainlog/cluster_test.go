@@ -69,7 +69,8 @@ func TestLogTwoInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := make(frames, 16)
-	if err := other.Hub().Watch(ctx, "main", w); err != nil {
+	watcher := access.LinkPrincipal("l2", "Écran", "main", access.Participant, "", false)
+	if err := other.Hub().Watch(ctx, "main", watcher, w); err != nil {
 		t.Fatal(err)
 	}
 	if typ, _ := w.next(t); typ != mainlog.TypeSnapshot {

@@ -3,9 +3,11 @@ package mainlog
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sort"
 	"sync"
 
+	"crisisroom/access"
 	"crisisroom/livemap"
 	"crisisroom/protocol"
 	"crisisroom/rooms"
@@ -23,9 +25,10 @@ const (
 type Subscriber = livemap.Subscriber
 
 // Snapshot is what a watcher of a room gets first: the events it may see
-// (the room's event and its sub-events) with their latest entry numbers,
-// taxonomies and boards. Entries themselves are read over HTTP: a client
-// whose numbers differ from the snapshot's reads what it misses.
+// (the room's event and those of its sub-events it may read) with their
+// latest entry numbers, taxonomies and boards. Entries themselves are
+// read over HTTP: a client whose numbers differ from the snapshot's reads
+// what it misses.
 type Snapshot struct {
 	Room   string           `json:"room"`
 	Events []Event          `json:"events"`
@@ -34,18 +37,53 @@ type Snapshot struct {
 
 // Hub keeps the events' live state in memory and fans changes out to the
 // sockets watching the log of a room. A room's watchers see the changes of
-// the room's event and of every sub-event below it.
+// the room's event and of the sub-events below it that they may read.
 type Hub struct {
-	mu       sync.Mutex
-	events   map[string]*Event
-	boards   map[string]Board
-	rooms    map[string]map[Subscriber]struct{}
+	mu     sync.Mutex
+	events map[string]*Event
+	boards map[string]Board
+	// rooms holds each room's watchers with the principal they
+	// subscribed as: each change is decided for each of them.
+	rooms    map[string]map[Subscriber]*access.Principal
 	watchers map[Subscriber]string
 }
 
 func newHub() *Hub {
 	return &Hub{events: map[string]*Event{}, boards: map[string]Board{},
-		rooms: map[string]map[Subscriber]struct{}{}, watchers: map[Subscriber]string{}}
+		rooms: map[string]map[Subscriber]*access.Principal{}, watchers: map[Subscriber]string{}}
+}
+
+// readsLog is this package's one rule for reading a log: p reads an
+// event's log if a direct read of that event would let it, decided in
+// the event's own chain (the event and its ancestors, nearest first),
+// where a direct membership wins over what is inherited. Reads that
+// gather sub-events (the tree, its export, the live feed) ask it for each
+// event, so that a role in the parent does not open a sub-event closed to
+// p.
+func readsLog(p *access.Principal, chain []string) bool {
+	return access.Decide(p, access.LogRead, chain) == nil
+}
+
+// readsLocked tells whether p reads slug's log.
+func (h *Hub) readsLocked(p *access.Principal, slug string) bool {
+	return readsLog(p, h.chainSlugsLocked(slug))
+}
+
+// treeLocked lists slug and the events below it whose log p reads. slug
+// itself is the caller's to have decided (a read of its log, a
+// subscription to its room: a room's name is its event's slug).
+func (h *Hub) treeLocked(p *access.Principal, slug string) []string {
+	out := []string{slug}
+	for other := range h.events {
+		if other == slug {
+			continue
+		}
+		chain := h.chainSlugsLocked(other)
+		if slices.Contains(chain, slug) && readsLog(p, chain) {
+			out = append(out, other)
+		}
+	}
+	return out
 }
 
 // load replaces the cached state with the store's.
@@ -129,7 +167,7 @@ func (h *Hub) chainSlugsLocked(slug string) []string {
 }
 
 // chainLocked lists the rooms of slug and of its ancestors: whose watchers
-// see slug's changes.
+// may see slug's changes (each as its principal reads slug's log).
 func (h *Hub) chainLocked(slug string) []string {
 	slugs := h.chainSlugsLocked(slug)
 	out := make([]string, len(slugs))
@@ -139,30 +177,21 @@ func (h *Hub) chainLocked(slug string) []string {
 	return out
 }
 
-// visibleLocked tells whether a member of room sees slug.
-func (h *Hub) visibleLocked(room, slug string) bool {
-	for _, r := range h.chainLocked(slug) {
-		if r == room {
-			return true
-		}
-	}
-	return false
-}
-
-// Watch sends s the room's snapshot and then every change it may see,
-// until Unwatch. A socket watches one room.
-func (h *Hub) Watch(_ context.Context, room string, s Subscriber) error {
+// Watch sends s the room's snapshot and then every change p may see,
+// until Unwatch. A socket watches one room, as the principal the
+// subscription was decided for.
+func (h *Hub) Watch(_ context.Context, room string, p *access.Principal, s Subscriber) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.unwatchLocked(s)
 	subs := h.rooms[room]
 	if subs == nil {
-		subs = map[Subscriber]struct{}{}
+		subs = map[Subscriber]*access.Principal{}
 		h.rooms[room] = subs
 	}
-	subs[s] = struct{}{}
+	subs[s] = p
 	h.watchers[s] = room
-	send(s, rooms.Frame{Data: protocol.Encode(TypeSnapshot, "", h.snapshotLocked(room))})
+	send(s, rooms.Frame{Data: protocol.Encode(TypeSnapshot, "", h.snapshotLocked(room, p))})
 	return nil
 }
 
@@ -190,7 +219,7 @@ func (h *Hub) Resync(s Subscriber) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if room, ok := h.watchers[s]; ok {
-		send(s, rooms.Frame{Data: protocol.Encode(TypeSnapshot, "", h.snapshotLocked(room))})
+		send(s, rooms.Frame{Data: protocol.Encode(TypeSnapshot, "", h.snapshotLocked(room, h.rooms[room][s]))})
 	}
 }
 
@@ -201,10 +230,12 @@ func (h *Hub) Watchers() int {
 	return len(h.watchers)
 }
 
-func (h *Hub) snapshotLocked(room string) Snapshot {
+// snapshotLocked is room's snapshot as p may see it. The room's event is
+// always in it: the subscription was decided for it.
+func (h *Hub) snapshotLocked(room string, p *access.Principal) Snapshot {
 	snap := Snapshot{Room: room, Events: []Event{}, Boards: map[string]Board{}}
-	for slug, e := range h.events {
-		if h.visibleLocked(room, slug) {
+	for _, slug := range h.treeLocked(p, room) {
+		if e := h.events[slug]; e != nil {
 			snap.Events = append(snap.Events, copyEvent(*e))
 			snap.Boards[slug] = h.boards[slug]
 		}
@@ -219,9 +250,8 @@ func (h *Hub) resyncAll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for room, subs := range h.rooms {
-		f := rooms.Frame{Data: protocol.Encode(TypeSnapshot, "", h.snapshotLocked(room))}
-		for s := range subs {
-			send(s, f)
+		for s, p := range subs {
+			send(s, rooms.Frame{Data: protocol.Encode(TypeSnapshot, "", h.snapshotLocked(room, p))})
 		}
 	}
 }
@@ -236,7 +266,8 @@ type change struct {
 }
 
 // apply updates the cache and shows the change to the watchers who may
-// see it. The same bytes go to every one of them.
+// see it: those of the rooms above it whose principal reads the changed
+// event's log. The same bytes go to every one of them.
 func (h *Hub) apply(c change) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -267,9 +298,12 @@ func (h *Hub) apply(c change) {
 	default:
 		return
 	}
+	chain := h.chainSlugsLocked(slug)
 	for _, room := range h.chainLocked(slug) {
-		for s := range h.rooms[room] {
-			send(s, f)
+		for s, p := range h.rooms[room] {
+			if readsLog(p, chain) {
+				send(s, f)
+			}
 		}
 	}
 }

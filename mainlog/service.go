@@ -59,7 +59,7 @@ type Actor struct {
 
 // sees tells whether the actor may read slug, given the events tree.
 func (s *Service) seesLocked(a Actor, slug string) bool {
-	return access.Decide(a.P, access.LogRead, s.hub.chainSlugsLocked(slug)) == nil
+	return s.hub.readsLocked(a.P, slug)
 }
 
 // Chain is slug followed by the slugs of the events above it; an event
@@ -227,23 +227,11 @@ func (s *Service) Tree(a Actor) (home string, events []Event) {
 	return "", events
 }
 
-// subtree lists slug and every event below it.
-func (s *Service) subtree(slug string) []string {
+// subtree lists slug and the events below it whose log the actor reads.
+func (s *Service) subtree(a Actor, slug string) []string {
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
-	out := []string{slug}
-	for other := range s.hub.events {
-		if other == slug {
-			continue
-		}
-		for _, r := range s.hub.chainSlugsLocked(other) {
-			if r == slug {
-				out = append(out, other)
-				break
-			}
-		}
-	}
-	return out
+	return s.hub.treeLocked(a.P, slug)
 }
 
 // publish shows a stored change: to this instance's watchers at once, to

@@ -224,14 +224,15 @@ func (s *Service) System(ctx context.Context, slug, text, commune, key string) (
 	return stored, err
 }
 
-// List reads the event's entries (and its sub-events' with tree).
+// List reads the event's entries (and with tree, those of the sub-events
+// whose log the actor reads).
 func (s *Service) List(ctx context.Context, a Actor, slug string, q Query, tree bool) ([]Entry, error) {
 	if _, err := s.Visible(ctx, a, slug); err != nil {
 		return nil, err
 	}
 	q.Events = []string{slug}
 	if tree {
-		q.Events = s.subtree(slug)
+		q.Events = s.subtree(a, slug)
 	}
 	return s.st.Entries(ctx, q)
 }

@@ -4,15 +4,17 @@ import (
 	"context"
 	"time"
 
+	"crisisroom/access"
 	"crisisroom/livemap"
 	"crisisroom/protocol"
 )
 
 // LogFeed is the main courante's live stream (topic "log"): a socket gets
-// the changes of its room's event and of the sub-events below it.
-// mainlog.Hub implements it.
+// the changes of its room's event and of the sub-events below it that its
+// principal may read, each decided for that sub-event. mainlog.Hub
+// implements it.
 type LogFeed interface {
-	Watch(ctx context.Context, room string, s livemap.Subscriber) error
+	Watch(ctx context.Context, room string, p *access.Principal, s livemap.Subscriber) error
 	Unwatch(s livemap.Subscriber)
 	Resync(s livemap.Subscriber)
 }
@@ -33,7 +35,7 @@ func logTopic(ss *session, ctx context.Context, env protocol.Envelope, p protoco
 		defer cancel()
 		ss.watchingLog = true
 		ss.watchAs(protocol.TopicLog, g)
-		return true, f.Watch(ctx, g.room, ss.c)
+		return true, f.Watch(ctx, g.room, g.p, ss.c)
 	case protocol.TypeUnsubscribe:
 		ss.stopLog()
 	case protocol.TypeResync:

@@ -168,6 +168,18 @@ func memberships(t *testing.T, st access.Store) {
 	if got, _ := st.EventMembers(ctx, "main"); len(got) != 1 || got[0].UserID != "u2" {
 		t.Fatalf("EventMembers after removal: %+v", got)
 	}
+	// None is kept, not deleted: it is what stops a parent's role from
+	// reaching a sub-event the user was taken out of.
+	out := access.Membership{UserID: "u1", Event: "main-tactique", Role: access.None}
+	if err := st.SetMembership(ctx, out); err != nil {
+		t.Fatalf("SetMembership(none): %v", err)
+	}
+	if got, err := st.Memberships(ctx, "u1"); err != nil || !slices.Equal(got, []access.Membership{out}) {
+		t.Fatalf("after none: %+v, %v; want %+v", got, err, out)
+	}
+	if got, err := st.EventMembers(ctx, "main-tactique"); err != nil || !slices.Equal(got, []access.Membership{out}) {
+		t.Fatalf("EventMembers after none: %+v, %v", got, err)
+	}
 	if err := st.SetMembership(ctx, access.Membership{UserID: "u9", Event: "main", Role: access.Observer}); !errors.Is(err, access.ErrNotFound) {
 		t.Fatalf("membership of an unknown user: %v", err)
 	}

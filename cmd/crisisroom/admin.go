@@ -25,7 +25,7 @@ const adminUsage = `usage:
   crisisroom admin passwd --login NAME [--data DIR]
   crisisroom admin disable --login NAME [--data DIR]
   crisisroom admin enable --login NAME [--data DIR]
-  crisisroom admin member --login NAME --event SLUG --role operator|participant|observer|none [--data DIR]
+  crisisroom admin member --login NAME --event SLUG --role operator|participant|observer|none|inherit [--data DIR]
 The password is read from the terminal without echo (asked twice), or else from the first line of standard input.`
 
 // cliActor is who the audit log says acted from the terminal.
@@ -56,7 +56,7 @@ func (c adminCmd) run(ctx context.Context, args []string, stdout, stderr io.Writ
 	name := fs.String("name", "", "create: the name shown in rooms and audit trails (default: the login)")
 	isAdmin := fs.Bool("admin", true, "create: administrator of every event (false: a staff account whose memberships say where it belongs)")
 	event := fs.String("event", "", "member: the event's slug")
-	roleFlag := fs.String("role", "", "member: operator, participant or observer; none removes the membership")
+	roleFlag := fs.String("role", "", "member: operator, participant or observer; none takes the user out of the event and the events below it, inherit drops the event's own membership (the parent's role applies again)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -96,21 +96,33 @@ func (c adminCmd) run(ctx context.Context, args []string, stdout, stderr io.Writ
 	case "disable", "enable":
 		return adminDisable(ctx, st, login, action == "disable", stdout)
 	}
-	if _, err := eventChain(ctx, store.Mainlog(), *event); err != nil {
+	chain, err := eventChain(ctx, store.Mainlog(), *event)
+	if err != nil {
 		return err
+	}
+	if role == access.None && len(chain) == 1 {
+		// Nothing above a root event to block: dropping the row says
+		// the same and keeps the memberships list short.
+		role = ""
 	}
 	return adminMember(ctx, st, login, *event, role, stdout)
 }
 
 // memberRole parses --role for a membership: admin is an account-wide
-// right (admin create), guests and declarants come from links.
+// right (admin create), guests and declarants come from links. "none" is
+// what an administrator means by removing someone from a sub-event: a
+// stored None, since a deleted membership would inherit the parent's
+// role again; "inherit" is that deletion.
 func memberRole(s string) (access.Role, error) {
-	if s == "none" {
+	switch s {
+	case "none":
+		return access.None, nil
+	case "inherit":
 		return "", nil
 	}
 	r, ok := access.ParseRole(s)
 	if !ok || (r != access.Operator && r != access.Participant && r != access.Observer) {
-		return "", fmt.Errorf("--role %q: operator, participant, observer or none", s)
+		return "", fmt.Errorf("--role %q: operator, participant, observer, none or inherit", s)
 	}
 	return r, nil
 }
@@ -228,9 +240,12 @@ func adminMember(ctx context.Context, st access.Store, login, event string, role
 	if err := st.Audit(ctx, e); err != nil {
 		return fmt.Errorf("membership changed, but the audit log failed: %w", err)
 	}
-	if role == "" {
+	switch role {
+	case "":
 		fmt.Fprintf(stdout, "%q is no longer a member of %s\n", login, event)
-	} else {
+	case access.None:
+		fmt.Fprintf(stdout, "%q is out of %s and the events below it, whatever they hold above\n", login, event)
+	default:
 		fmt.Fprintf(stdout, "%q is %s in %s\n", login, role, event)
 	}
 	return nil

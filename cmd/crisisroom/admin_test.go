@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"crisisroom/access"
+	"crisisroom/mainlog"
 	"crisisroom/store/sqlite"
 )
 
@@ -284,5 +285,43 @@ func TestAdminDisable(t *testing.T) {
 	}
 	if _, err := runAdmin(t, dir, "", "disable", "--login", "nobody"); err == nil || !strings.Contains(err.Error(), "no account") {
 		t.Fatalf("unknown login: %v", err)
+	}
+}
+
+// TestAdminMemberNoneInSubEvent: taking a member of the parent out of a
+// sub-event stores a None membership, since deleting the row would let
+// the parent's role through again; inherit deletes it.
+func TestAdminMemberNoneInSubEvent(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if _, err := runAdmin(t, dir, "correct horse battery\n", "create", "--login", "op", "--admin=false"); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, dir)
+	if err := s.Mainlog().CreateEvent(ctx, mainlog.Event{Slug: "crue", Parent: "main", Title: "Crue", Kind: mainlog.EventKinds[0],
+		Room: "crue", CreatedAt: time.Now().UTC(), CreatedBy: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	member := func(args ...string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if err := run(ctx, append([]string{"admin", "member", "--data", dir, "--login", "op"}, args...), &stdout, &stderr); err != nil {
+			t.Fatalf("member %v: %v", args, err)
+		}
+	}
+	member("--event", "main", "--role", "participant")
+	member("--event", "crue", "--role", "none")
+	st := s.Access()
+	u, _ := st.UserByLogin(ctx, "op")
+	ms, err := st.Memberships(ctx, u.ID)
+	if err != nil || len(ms) != 2 || ms[0].Event != "crue" || ms[0].Role != access.None {
+		t.Fatalf("memberships = %+v, %v; want none in crue", ms, err)
+	}
+	if err := access.Decide(access.UserPrincipal(u, ms), access.LogRead, []string{"crue", "main"}); err == nil {
+		t.Fatal("taken out of crue, still reads its log")
+	}
+	member("--event", "crue", "--role", "inherit")
+	if ms, _ := st.Memberships(ctx, u.ID); len(ms) != 1 || ms[0].Event != "main" {
+		t.Fatalf("memberships after inherit = %+v", ms)
 	}
 }

@@ -269,7 +269,7 @@ export class Admin {
     this.say('role-msg', '');
     try {
       await apiJSON(this.auth, 'PUT', `/api/v1/users/${encodeURIComponent(user)}/events/${encodeURIComponent(event)}`, { role });
-      this.say('role-msg', this.i18n.t(role ? 'users.roleSet' : 'users.roleRemoved'));
+      this.say('role-msg', this.i18n.t(role === 'none' ? 'users.roleRemoved' : role ? 'users.roleSet' : 'users.roleInherited'));
       await this.loadUsers();
     } catch (err) {
       this.say('role-msg', failure(this.i18n, err));
