@@ -1,0 +1,79 @@
+package mainlog_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"testing"
+)
+
+// part is one part of a hand-made multipart form.
+type part struct {
+	field, file string // file "" for a plain field
+	data        []byte
+}
+
+func formBody(t *testing.T, parts ...part) (string, []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	for _, p := range parts {
+		h := textproto.MIMEHeader{}
+		cd := `form-data; name="` + p.field + `"`
+		if p.file != "" {
+			cd += `; filename="` + p.file + `"`
+		}
+		h.Set("Content-Disposition", cd)
+		pw, err := w.CreatePart(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = pw.Write(p.data)
+	}
+	_ = w.Close()
+	return w.FormDataContentType(), buf.Bytes()
+}
+
+func entryPart(t *testing.T, v map[string]any) part {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return part{field: "entry", data: b}
+}
+
+// TestLogMultipartParts: a form is one entry and at most one file; any
+// other shape is refused with a clear error and nothing is stored.
+func TestLogMultipartParts(t *testing.T) {
+	e := start(t)
+	pdf := []byte("%PDF-1.4\nun\n")
+	png := []byte("\x89PNG\r\n\x1a\n0000")
+	for _, c := range []struct {
+		name  string
+		parts []part
+		code  string
+	}{
+		{"two files", []part{entryPart(t, map[string]any{"text": "deux fichiers"}), {"file", "a.pdf", pdf}, {"file", "b.png", png}}, "too_many_files"},
+		{"two entries", []part{entryPart(t, map[string]any{"text": "un"}), entryPart(t, map[string]any{"text": "deux"})}, "duplicate_part"},
+		{"two entries around a file", []part{entryPart(t, map[string]any{"text": "un"}), {"file", "a.pdf", pdf}, entryPart(t, map[string]any{"text": "deux"})}, "duplicate_part"},
+		{"unknown part", []part{entryPart(t, map[string]any{"text": "x"}), {"file", "a.pdf", pdf}, {"file2", "b.pdf", pdf}}, "unknown_part"},
+	} {
+		ct, b := formBody(t, c.parts...)
+		a := e.do(http.MethodPost, "/api/v1/events/main/log", e.member, ct, b)
+		code, msg := a.apiErr(t)
+		if a.status != http.StatusBadRequest || code != c.code || !strings.Contains(msg, "Rien n'a été enregistré") {
+			t.Errorf("%s: HTTP %d %s %q, want 400 %s saying nothing was saved", c.name, a.status, code, msg, c.code)
+		}
+	}
+	if list := e.list(e.member, ""); len(list) != 0 {
+		t.Fatalf("refused forms stored entries: %+v", list)
+	}
+	// One entry and one file is still fine.
+	ct, b := formBody(t, entryPart(t, map[string]any{"text": "un fichier"}), part{"file", "a.pdf", pdf})
+	if a := e.do(http.MethodPost, "/api/v1/events/main/log", e.member, ct, b); a.status != http.StatusCreated {
+		t.Fatalf("one file: HTTP %d %s", a.status, a.body)
+	}
+}
