@@ -130,6 +130,9 @@ func (a *API) fail(w http.ResponseWriter, err error) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "not_found", Message: "Introuvable (ou hors de portée de ce lien)."})
 	case errors.Is(err, ErrConflict):
 		writeJSON(w, http.StatusConflict, apiError{Error: "conflict", Message: "Le tableau a été modifié entre-temps : rechargez-le, puis refaites votre changement."})
+	case errors.Is(err, ErrKeyReused):
+		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "idempotency_key_reused",
+			Message: "Cette clé d'envoi a déjà servi pour une entrée au contenu différent : rien n'a été enregistré, l'entrée d'origine reste telle quelle. Renvoyez avec une nouvelle clé."})
 	case errors.Is(err, ErrUnavailable):
 		w.Header().Set("Retry-After", "2")
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Message: "Service momentanément indisponible : rien n'a été enregistré, réessayez."})

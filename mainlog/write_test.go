@@ -8,6 +8,8 @@ import (
 	"net/textproto"
 	"strings"
 	"testing"
+
+	"crisisroom/mainlog"
 )
 
 // part is one part of a hand-made multipart form.
@@ -75,5 +77,53 @@ func TestLogMultipartParts(t *testing.T) {
 	ct, b := formBody(t, entryPart(t, map[string]any{"text": "un fichier"}), part{"file", "a.pdf", pdf})
 	if a := e.do(http.MethodPost, "/api/v1/events/main/log", e.member, ct, b); a.status != http.StatusCreated {
 		t.Fatalf("one file: HTTP %d %s", a.status, a.body)
+	}
+}
+
+// TestLogKeyReuse: a retry with the same key and the same content answers
+// the original (200); the same key with other content is refused (422)
+// and the original stays alone.
+func TestLogKeyReuse(t *testing.T) {
+	e := start(t)
+	const path = "/api/v1/events/main/log"
+	orig := map[string]any{"text": "Ouverture du gymnase", "key": "k-reuse", "tags": []string{"decision", "transport"}}
+	first := e.write(e.member, orig)
+	// The same entry, its tags by label and in another order: the same
+	// once normalised.
+	same := map[string]any{"text": "Ouverture du gymnase", "key": "k-reuse", "tags": []string{"Transport", "décision"}}
+	a := e.post(path, e.member, same)
+	var got mainlog.Entry
+	a.json(t, &got)
+	if a.status != http.StatusOK || got.ID != first.ID {
+		t.Fatalf("same content again: HTTP %d %s, want 200 with %s", a.status, a.body, first.ID)
+	}
+	for name, body := range map[string]map[string]any{
+		"other text": {"text": "Fermeture du gymnase", "key": "k-reuse", "tags": []string{"decision", "transport"}},
+		"other tags": {"text": "Ouverture du gymnase", "key": "k-reuse", "tags": []string{"decision"}},
+		"a commune":  {"text": "Ouverture du gymnase", "key": "k-reuse", "tags": []string{"decision", "transport"}, "commune": "56178"},
+	} {
+		a := e.post(path, e.member, body)
+		if code, msg := a.apiErr(t); a.status != http.StatusUnprocessableEntity || code != "idempotency_key_reused" || !strings.Contains(msg, "rien n'a été enregistré") {
+			t.Errorf("%s with the same key: HTTP %d %s %q, want 422 idempotency_key_reused", name, a.status, code, msg)
+		}
+	}
+	// With an attachment: the same bytes are a retry, other bytes are not.
+	ct, b := multipartBody(t, map[string]any{"text": "plan", "key": "k-file"}, "plan.pdf", []byte("%PDF-1.4\nv1\n"))
+	if a := e.do(http.MethodPost, path, e.member, ct, b); a.status != http.StatusCreated {
+		t.Fatalf("entry with a file: HTTP %d %s", a.status, a.body)
+	}
+	if a := e.do(http.MethodPost, path, e.member, ct, b); a.status != http.StatusOK {
+		t.Fatalf("the same entry with the same file again: HTTP %d %s", a.status, a.body)
+	}
+	ct, b = multipartBody(t, map[string]any{"text": "plan", "key": "k-file"}, "plan.pdf", []byte("%PDF-1.4\nv2\n"))
+	if a := e.do(http.MethodPost, path, e.member, ct, b); a.status != http.StatusUnprocessableEntity {
+		t.Fatalf("the same key with another file: HTTP %d %s, want 422", a.status, a.body)
+	}
+	var texts []string
+	for _, x := range e.list(e.member, "") {
+		texts = append(texts, x.Text)
+	}
+	if strings.Join(texts, "|") != "Ouverture du gymnase|plan" {
+		t.Fatalf("entries after the retries: %q, want each once", texts)
 	}
 }
