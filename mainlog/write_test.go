@@ -3,6 +3,7 @@ package mainlog_test
 import (
 	"bytes"
 	"encoding/json"
+	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
@@ -125,5 +126,36 @@ func TestLogKeyReuse(t *testing.T) {
 	}
 	if strings.Join(texts, "|") != "Ouverture du gymnase|plan" {
 		t.Fatalf("entries after the retries: %q, want each once", texts)
+	}
+}
+
+// TestLogAttachmentName: an attachment named to mislead (an RLO turning
+// "fdp.exe" into "exe.pdf" on screen, control characters) is stored and
+// served under a clean name ending as its sniffed type.
+func TestLogAttachmentName(t *testing.T) {
+	e := start(t)
+	// Control characters cannot be in a header as such, but the encoded
+	// form of RFC 2231 (filename*) carries them.
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	entry, _ := w.CreateFormField("entry")
+	_, _ = entry.Write([]byte(`{"text":"rapport"}`))
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="file"; filename*=UTF-8''rap%01port%E2%80%AEfdp.exe%E2%81%A6%0D`)
+	f, _ := w.CreatePart(h)
+	_, _ = f.Write([]byte("%PDF-1.4\nx\n"))
+	_ = w.Close()
+	ct, b := w.FormDataContentType(), buf.Bytes()
+	a := e.do(http.MethodPost, "/api/v1/events/main/log", e.member, ct, b)
+	var got mainlog.Entry
+	a.json(t, &got)
+	if a.status != http.StatusCreated || got.Attachment == nil || got.Attachment.Name != "rapportfdp.exe.pdf" {
+		t.Fatalf("HTTP %d %s, want the name rapportfdp.exe.pdf", a.status, a.body)
+	}
+	d := e.do(http.MethodGet, "/api/v1/events/main/log/"+got.ID+"/attachment", e.member, "", nil)
+	cd := d.header.Get("Content-Disposition")
+	typ, params, err := mime.ParseMediaType(cd)
+	if d.status != http.StatusOK || err != nil || typ != "attachment" || params["filename"] != "rapportfdp.exe.pdf" {
+		t.Fatalf("download: HTTP %d Content-Disposition %q (%v)", d.status, cd, err)
 	}
 }
