@@ -87,6 +87,9 @@ func fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &ve):
 		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "invalid", Message: "Déclaration invalide.", Errors: ve.Errors})
+	case errors.Is(err, ErrKeyReused):
+		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "idempotency_key_reused",
+			Message: "Cette clé d'envoi a déjà servi pour une déclaration aux valeurs différentes : rien n'a été enregistré ni compté, la déclaration d'origine reste telle quelle. Pour la modifier, utilisez « corriger » dans l'historique."})
 	case errors.Is(err, ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="crisisroom"`)
 		writeJSON(w, http.StatusUnauthorized, apiError{Error: "unauthenticated", Message: "Lien invalide, expiré ou révoqué."})

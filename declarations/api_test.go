@@ -459,22 +459,42 @@ func TestAPIIdempotency(t *testing.T) {
 	tok := s.communeToken(t, "56121")
 	key := newKey(t)
 	first := s.declare(t, tok, body("56121", day, "ehpad", 2, key))
-	// The same key again, even with other values: the original, 200.
-	for _, b := range []map[string]any{body("56121", day, "ehpad", 2, key), body("56121", day, "domicile", 9, key)} {
-		a := s.do(t, "POST", "/api/v1/declarations", tok, b)
+	// The same key and values again (a retry): the original, 200.
+	retry := func(name string) {
+		t.Helper()
+		a := s.do(t, "POST", "/api/v1/declarations", tok, body("56121", day, "ehpad", 2, key))
 		var d declarations.Declaration
 		a.decode(t, &d)
-		if a.status != http.StatusOK || d.ID != first.ID || d.Count != 2 || d.Place != "ehpad" {
-			t.Fatalf("repeat: %d %+v, want 200 with %s", a.status, d, first.ID)
+		if a.status != http.StatusOK || d.ID != first.ID {
+			t.Fatalf("%s: %d %+v, want 200 with %s", name, a.status, d, first.ID)
 		}
+	}
+	retry("retry")
+	// The same key with other values is not a retry: 422, nothing counted.
+	noted := body("56121", day, "ehpad", 2, key)
+	noted["note"] = "2 en plus"
+	for name, b := range map[string]map[string]any{"other place and count": body("56121", day, "domicile", 9, key),
+		"other count": body("56121", day, "ehpad", 3, key), "other date": body("56121", parisDay(t, -2), "ehpad", 2, key), "a note": noted} {
+		a := s.do(t, "POST", "/api/v1/declarations", tok, b)
+		if code := a.errorCode(t); a.status != http.StatusUnprocessableEntity || code != "idempotency_key_reused" {
+			t.Fatalf("%s under the same key: %d %s, want 422 idempotency_key_reused", name, a.status, code)
+		}
+	}
+	// After an amendment the retry still matches what was first sent.
+	if a := s.do(t, "POST", "/api/v1/declarations/"+first.ID+"/amendments", tok, map[string]any{"count": 4, "reason": "recompté"}); a.status != http.StatusOK {
+		t.Fatalf("amend: %d %s", a.status, a.body)
+	}
+	retry("retry after an amendment")
+	if a := s.do(t, "POST", "/api/v1/declarations", tok, body("56121", day, "ehpad", 4, key)); a.status != http.StatusUnprocessableEntity {
+		t.Fatalf("the amended values under the first key: %d, want 422 (they were not what was sent)", a.status)
 	}
 	// Keys belong to a link: another link of the same commune may reuse one.
 	other := s.declare(t, s.communeToken(t, "56121"), body("56121", day, "ehpad", 1, key))
 	if other.ID == first.ID {
 		t.Fatal("two links share an idempotency key space")
 	}
-	if st := s.state(t, tok, "56121"); st.Total != 3 {
-		t.Fatalf("total %d, want 3", st.Total)
+	if st := s.state(t, tok, "56121"); st.Total != 5 {
+		t.Fatalf("total %d, want 5 (4 amended, 1 by the other link)", st.Total)
 	}
 }
 

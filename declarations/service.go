@@ -137,8 +137,9 @@ func (s *Service) Close() {
 func (s *Service) Rules() Rules { return s.cfg.Rules }
 
 // Declare validates and durably stores one declaration. created is false
-// when the same (declarant, idempotency key) was stored before: the
-// original is returned and nothing is counted twice.
+// when the same (declarant, idempotency key) was stored before with the
+// same values: the original is returned and nothing is counted twice.
+// The same key with other values is ErrKeyReused; nothing is counted.
 func (s *Service) Declare(ctx context.Context, actor Actor, in Input) (d Declaration, created bool, err error) {
 	if err := s.cfg.Rules.Validate(in); err != nil {
 		return d, false, err
@@ -153,7 +154,36 @@ func (s *Service) Declare(ctx context.Context, actor Actor, in Input) (d Declara
 	if err != nil {
 		return Declaration{}, false, err
 	}
+	if r.Err == nil && r.Existed {
+		if err := s.checkRetry(ctx, r.Decl, in); err != nil {
+			return Declaration{}, false, err
+		}
+	}
 	return r.Decl, !r.Existed, r.Err
+}
+
+// checkRetry tells a genuine retry (the values first sent under the key)
+// from a reused key (ErrKeyReused). The comparison is with revision 1, the
+// declaration as received: amendments change the row since, and a
+// client's outbox resends only what it first sent. Inputs are stored as
+// received, so the comparison is exact; nothing was written by the retry
+// either way.
+func (s *Service) checkRetry(ctx context.Context, stored Declaration, in Input) error {
+	orig := Revision{Date: stored.Date, Place: stored.Place, Count: stored.Count, Note: stored.Note}
+	if stored.Revision != 1 {
+		revs, err := s.store.Revisions(ctx, stored.ID)
+		if err != nil {
+			return fmt.Errorf("declaration %s: read its first revision: %w", stored.ID, err)
+		}
+		if len(revs) == 0 || revs[0].Revision != 1 {
+			return fmt.Errorf("declaration %s: no first revision", stored.ID)
+		}
+		orig = revs[0]
+	}
+	if stored.Commune != in.Commune || orig.Date != in.Date || orig.Place != in.Place || orig.Count != in.Count || orig.Note != in.Note {
+		return ErrKeyReused
+	}
+	return nil
 }
 
 // Amend corrects a declaration; the store keeps the previous values in the

@@ -39,6 +39,9 @@ var (
 	ErrNotFound  = errors.New("declaration not found")
 	ErrForbidden = errors.New("not allowed for this token")
 	ErrClosed    = errors.New("declarations service stopped")
+	// ErrKeyReused: the declarant's idempotency key names a declaration
+	// first sent with other values (422; nothing stored or counted).
+	ErrKeyReused = errors.New("idempotency key already used for another declaration")
 )
 
 // Store persists declarations. Implementations must pass

@@ -115,6 +115,7 @@ var tooLargeMsg = fmt.Sprintf("Entrée trop volumineuse : le texte est limité �
 func (a *API) fail(w http.ResponseWriter, err error) {
 	var ve *ValidationError
 	var mbe *http.MaxBytesError
+	var fe *formError
 	switch {
 	case errors.As(err, &ve) && ve.TooLarge:
 		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Error: "too_large", Message: "Entrée refusée : " + ve.Error(), Errors: ve.Errors})
@@ -131,9 +132,14 @@ func (a *API) fail(w http.ResponseWriter, err error) {
 		writeJSON(w, http.StatusNotFound, apiError{Error: "not_found", Message: "Introuvable (ou hors de portée de ce lien)."})
 	case errors.Is(err, ErrConflict):
 		writeJSON(w, http.StatusConflict, apiError{Error: "conflict", Message: "Le tableau a été modifié entre-temps : rechargez-le, puis refaites votre changement."})
+	case errors.Is(err, ErrKeyReused):
+		writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: "idempotency_key_reused",
+			Message: "Cette clé d'envoi a déjà servi pour une entrée au contenu différent : rien n'a été enregistré, l'entrée d'origine reste telle quelle. Renvoyez avec une nouvelle clé."})
 	case errors.Is(err, ErrUnavailable):
 		w.Header().Set("Retry-After", "2")
 		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "unavailable", Message: "Service momentanément indisponible : rien n'a été enregistré, réessayez."})
+	case errors.As(err, &fe):
+		writeJSON(w, http.StatusBadRequest, apiError{Error: fe.code, Message: fe.msg})
 	case errors.Is(err, errBadRequest):
 		writeJSON(w, http.StatusBadRequest, apiError{Error: "bad_request", Message: err.Error()})
 	default:
@@ -267,6 +273,13 @@ func (a *API) write(w http.ResponseWriter, r *http.Request, actor Actor) {
 	writeJSON(w, status, e)
 }
 
+// formError refuses a multipart form that is not one "entry" part and at
+// most one "file" part. An entry has one attachment, so an extra part is
+// refused rather than dropped: the writer must know it was not kept.
+type formError struct{ code, msg string }
+
+func (e *formError) Error() string { return e.msg }
+
 // readMultipart streams the parts: an oversize attachment is refused after
 // reading at most MaxAttachmentBytes+1 of it.
 func (a *API) readMultipart(w http.ResponseWriter, r *http.Request, in *EntryInput) (*File, error) {
@@ -293,8 +306,12 @@ func (a *API) readMultipart(w http.ResponseWriter, r *http.Request, in *EntryInp
 			}
 			return nil, fmt.Errorf("%w: formulaire invalide : %v", errBadRequest, err)
 		}
-		switch p.FormName() {
-		case "entry":
+		switch name := p.FormName(); {
+		case name == "entry" && sawEntry:
+			return nil, &formError{"duplicate_part", "Le formulaire contient deux fois la partie « entry » : une seule entrée par envoi. Rien n'a été enregistré."}
+		case name == "file" && file != nil:
+			return nil, &formError{"too_many_files", "Une seule pièce jointe par entrée : ce formulaire en contient plusieurs. Rien n'a été enregistré ; envoyez une entrée par fichier."}
+		case name == "entry":
 			b, err := io.ReadAll(io.LimitReader(p, MaxBodyBytes+1))
 			if err != nil {
 				return nil, err
@@ -306,14 +323,14 @@ func (a *API) readMultipart(w http.ResponseWriter, r *http.Request, in *EntryInp
 				return nil, err
 			}
 			sawEntry = true
-		case "file":
+		case name == "file":
 			data, err := io.ReadAll(io.LimitReader(p, MaxAttachmentBytes+1))
 			if err != nil {
 				return nil, err
 			}
 			file = &File{Name: p.FileName(), Data: data}
 		default:
-			return nil, fmt.Errorf("%w: champ de formulaire inconnu %q", errBadRequest, p.FormName())
+			return nil, &formError{"unknown_part", fmt.Sprintf("Partie de formulaire inconnue %q : seules « entry » et « file » sont acceptées. Rien n'a été enregistré.", truncate(name, 40))}
 		}
 	}
 	if !sawEntry {
@@ -341,7 +358,14 @@ func (a *API) attachment(w http.ResponseWriter, r *http.Request, actor Actor) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", att.Type)
-	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": att.Name}))
+	// FormatMediaType quotes the name, or encodes it (RFC 2231) when it is
+	// not ASCII; it answers "" for a name it cannot carry, and then the
+	// browser picks a name itself.
+	cd := mime.FormatMediaType("attachment", map[string]string{"filename": DownloadName(att)})
+	if cd == "" {
+		cd = "attachment"
+	}
+	h.Set("Content-Disposition", cd)
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
 	h.Set("Cache-Control", "private, no-store")
 	h.Set("Content-Length", strconv.Itoa(len(data)))

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -38,6 +39,7 @@ func checkFile(f *File) (Attachment, error) {
 		ve.add("file", "type de fichier refusé (%s) : seuls PDF, PNG, JPEG, texte et CSV sont acceptés", describe(f.Data))
 		return Attachment{}, ve
 	}
+	name = withExtension(name, typ)
 	sum := sha256.Sum256(f.Data)
 	return Attachment{Name: name, Type: typ, Size: int64(len(f.Data)), SHA256: hex.EncodeToString(sum[:])}, nil
 }
@@ -73,14 +75,16 @@ func describe(data []byte) string {
 	return t
 }
 
-// cleanFileName keeps the base name, without path or control characters.
+// cleanFileName keeps the base name, without path, control characters,
+// line or paragraph separators, or bidirectional controls: an RLO (U+202E)
+// before "fdp.exe" makes "rapport<RLO>fdp.exe" read as "rapportexe.pdf".
 func cleanFileName(name string) string {
 	name = strings.ReplaceAll(name, "\\", "/")
 	name = path.Base(name)
 	var b strings.Builder
 	n := 0
 	for _, r := range name {
-		if r < 0x20 || r == 0x7f || r == '"' || r == utf8.RuneError {
+		if unsafeNameRune(r) {
 			continue
 		}
 		if n++; n > MaxAttachNameRunes {
@@ -89,10 +93,69 @@ func cleanFileName(name string) string {
 		b.WriteRune(r)
 	}
 	out := strings.TrimSpace(b.String())
-	if out == "" || out == "." || out == "/" {
+	if out == "" || out == "." || out == ".." || out == "/" {
 		return "piece-jointe"
 	}
 	return out
+}
+
+// unsafeNameRune reports the runes a file name loses: C0 and C1 controls,
+// line and paragraph separators, the bidirectional marks, embeddings,
+// overrides and isolates, the double quote, and invalid UTF-8.
+func unsafeNameRune(r rune) bool {
+	switch {
+	case unicode.IsControl(r), r == '"', r == utf8.RuneError,
+		r == '\u2028', r == '\u2029', // line and paragraph separators
+		r == '\u200e', r == '\u200f', r == '\u061c', // LRM, RLM, ALM
+		r >= '\u202a' && r <= '\u202e', // LRE, RLE, PDF, LRO, RLO
+		r >= '\u2066' && r <= '\u2069': // LRI, RLI, FSI, PDI
+		return true
+	}
+	return false
+}
+
+// extensions are the endings a name may keep for each stored type, the
+// first one added when it has none of them.
+func extensions(typ string) []string {
+	switch typ {
+	case TypePDF:
+		return []string{".pdf"}
+	case TypePNG:
+		return []string{".png"}
+	case TypeJPEG:
+		return []string{".jpg", ".jpeg"}
+	case TypeCSV:
+		return []string{".csv"}
+	}
+	return []string{".txt"}
+}
+
+// withExtension makes the name end as the sniffed type does. Once saved,
+// a file is opened by its name, not by the type it was served with: so
+// "rapport.pdf.exe" stored as a PDF becomes "rapport.pdf.exe.pdf", and a
+// text "page.html" becomes "page.html.txt". The name the writer gave stays
+// readable in front of the added ending, which tells what it really is;
+// nothing is removed, so nothing is hidden. The name is shortened first
+// if needed, to stay within MaxAttachNameRunes.
+func withExtension(name, typ string) string {
+	exts := extensions(typ)
+	ext := strings.ToLower(path.Ext(name))
+	for _, e := range exts {
+		if ext == e {
+			return name
+		}
+	}
+	if r := []rune(name); len(r)+len(exts[0]) > MaxAttachNameRunes {
+		name = strings.TrimSpace(string(r[:MaxAttachNameRunes-len(exts[0])]))
+	}
+	return name + exts[0]
+}
+
+// DownloadName is the name an attachment is served under: cleaned again,
+// since entries written before the rules above keep the name they were
+// stored with (the log is append-only).
+func DownloadName(a Attachment) string {
+	return withExtension(cleanFileName(a.Name), a.Type)
 }
 
 func sizeText(n int64) string {

@@ -235,6 +235,9 @@ var (
 	ErrExists    = errors.New("already exists")
 	ErrConflict  = errors.New("the board changed meanwhile")
 	ErrForbidden = errors.New("not allowed for this link")
+	// ErrKeyReused: an idempotency key already names an entry with other
+	// content (422; the original is unchanged).
+	ErrKeyReused = errors.New("idempotency key already used for another entry")
 	// ErrUnavailable: the store cannot answer now (503, retry).
 	ErrUnavailable = errors.New("temporarily unavailable")
 )

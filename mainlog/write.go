@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -33,8 +34,9 @@ type File struct {
 }
 
 // Write validates and appends an entry to the event. created is false when
-// the same link already wrote an entry with the same key: that one is
-// returned.
+// the same link already wrote the same entry with the same key: that one
+// is returned. The same key with other content is ErrKeyReused, and
+// nothing is written.
 func (s *Service) Write(ctx context.Context, a Actor, slug string, in EntryInput, f *File) (Entry, bool, error) {
 	ev, err := s.Visible(ctx, a, slug)
 	if err != nil {
@@ -60,10 +62,45 @@ func (s *Service) Write(ctx context.Context, a Actor, slug string, in EntryInput
 	if err != nil {
 		return Entry{}, false, err
 	}
+	if dup && !sameContent(stored, e) {
+		return Entry{}, false, ErrKeyReused
+	}
 	if !dup {
 		s.publish(ctx, change{Entry: &stored})
 	}
 	return stored, !dup, nil
+}
+
+// sameContent reports whether a retry carries the entry that was stored
+// under its key. Both sides went through entryFrom and checkFile, so the
+// comparison is of normalised values (tag IDs, cleaned text and names,
+// times to the millisecond), not of the bytes sent. Tags are a set.
+// Who wrote it is not compared: the key is already scoped by link.
+func sameContent(a, b Entry) bool {
+	if a.Kind != b.Kind || a.Text != b.Text || a.AuthorName != b.AuthorName || a.Commune != b.Commune ||
+		a.Annotation != b.Annotation || a.Corrects != b.Corrects || !sameTags(a.Tags, b.Tags) {
+		return false
+	}
+	if (a.EventTime == nil) != (b.EventTime == nil) || a.EventTime != nil && !a.EventTime.Equal(*b.EventTime) {
+		return false
+	}
+	if (a.Chat == nil) != (b.Chat == nil) || a.Chat != nil && (a.Chat.Name != b.Chat.Name || !a.Chat.At.Equal(b.Chat.At)) {
+		return false
+	}
+	if (a.Attachment == nil) != (b.Attachment == nil) {
+		return false
+	}
+	return a.Attachment == nil || a.Attachment.SHA256 == b.Attachment.SHA256 && a.Attachment.Name == b.Attachment.Name
+}
+
+func sameTags(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 // entryFrom checks every field of in and builds the entry (not numbered

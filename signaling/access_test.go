@@ -308,6 +308,20 @@ func TestWatchOnlyGuestMaySendNoMedia(t *testing.T) {
 	}
 	id = g.send(protocol.TypeAnswer, protocol.SDP{To: host.id, SDP: head + "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\n"})
 	g.expectError(protocol.ErrForbidden, id)
+	// What a line matcher read as receive-only is refused, and says why.
+	video := "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n"
+	for name, bad := range map[string]string{
+		"two directions":       head + video + "a=sendrecv\r\na=recvonly\r\n",
+		"upper-case direction": head + video + "a=recvonly\r\na=SENDRECV\r\n",
+		"CR-only line ends":    strings.ReplaceAll(head+video+"a=sendrecv\r\n", "\r\n", "\r"),
+	} {
+		id := g.send(protocol.TypeOffer, protocol.SDP{To: host.id, SDP: bad})
+		var pe protocol.Error
+		g.expect(protocol.TypeError, &pe)
+		if pe.Ref != id || pe.Code != protocol.ErrInvalid && pe.Code != protocol.ErrForbidden || !strings.Contains(pe.Message, "watch-only") {
+			t.Fatalf("%s: answered %+v", name, pe)
+		}
+	}
 	// Receiving only is fine, and reaches the host.
 	recv := head + "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=recvonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=inactive\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
 	g.send(protocol.TypeOffer, protocol.SDP{To: host.id, SDP: recv})

@@ -276,7 +276,12 @@ func relaySDP(typ string) func(ss *session, env protocol.Envelope, p protocol.Va
 	return func(ss *session, env protocol.Envelope, p protocol.Validator) error {
 		m := p.(*protocol.SDP)
 		if access.Decide(ss.mg.p, access.RoomSend, ss.mg.chain) != nil {
-			if kind := sendsMedia(m.SDP); kind != "" {
+			kind, err := sendsMedia(m.SDP)
+			if err != nil {
+				return &protocol.ProtocolError{Code: protocol.ErrInvalid, Ref: env.ID,
+					Msg: typ + ": watch-only: " + err.Error() + "; send a well-formed SDP whose audio and video m-lines are recvonly or inactive"}
+			}
+			if kind != "" {
 				return &protocol.ProtocolError{Code: protocol.ErrForbidden, Ref: env.ID,
 					Msg: typ + ": watch-only: you may not send " + kind + "; offer or answer its m-line as recvonly or inactive"}
 			}

@@ -112,6 +112,8 @@ func Run(t *testing.T, newStore func(t *testing.T) declarations.Store) {
 				t.Fatalf("amend %d: %v %v", i+1, err, res[0].Err)
 			}
 		}
+		// Revision 1 keeps the values as received whatever the amendments:
+		// Service.checkRetry tells a retry from a reused key by it.
 		revs, err := st.Revisions(ctx, "d1")
 		if err != nil || len(revs) != 3 {
 			t.Fatalf("revisions = %+v, %v", revs, err)

@@ -432,7 +432,11 @@ export class MainLog {
       ev.preventDefault();
       void this.submit();
     });
-    for (const id of ['mlog-text', 'mlog-file']) byId(id).addEventListener('input', () => { this.key = ''; });
+    // The key names this content: any change (text, file, tags, time,
+    // commune, annotation) makes a new submission, which the server would
+    // otherwise refuse as a reused key (422) if the first try got through.
+    const form = find(document, '#mlog-form', HTMLFormElement);
+    for (const t of ['input', 'change']) form.addEventListener(t, () => { this.key = ''; });
     byId('mlog-correct-cancel').addEventListener('click', () => this.cancelCorrection());
     this.list.addEventListener('click', (ev) => {
       const t = /** @type {HTMLElement} */ (ev.target);
