@@ -101,7 +101,7 @@ func TestTablesNameKnownActions(t *testing.T) {
 			t.Errorf("route %s: unknown action %s", k, r.Action)
 		}
 	}
-	for k, a := range Messages {
+	for k, a := range messages {
 		if !known(a) {
 			t.Errorf("message %s: unknown action %s", k, a)
 		}

@@ -110,11 +110,13 @@ func TokenPrincipal(t Token, u User, ms []Membership, chainOf func(string) []str
 		return p, true // an admin is one in every sub-event too
 	}
 	// A sub-event where the user holds another role directly: the token
-	// is capped there by that role (RoleIn finds the nearest; "" there
-	// allows nothing).
+	// is capped there by that role (RoleIn finds the nearest), and shut
+	// out where the user is (None).
 	for _, m := range ms {
 		if m.Event != t.Event && slices.Contains(chainOf(m.Event), t.Event) {
-			p.Roles[m.Event] = Lesser(t.Role, m.Role)
+			if p.Roles[m.Event] = Lesser(t.Role, m.Role); p.Roles[m.Event] == "" {
+				p.Roles[m.Event] = None
+			}
 		}
 	}
 	return p, true

@@ -57,13 +57,8 @@ func RoutesMarkdown() string {
 		fmt.Fprintf(&b, "| `%s` | `%s` | %s |\n", k, r.Action, scope[r.Scope])
 	}
 	b.WriteString("\n| WebSocket message | action |\n|---|---|\n")
-	msgs := make([]string, 0, len(Messages))
-	for k := range Messages {
-		msgs = append(msgs, k)
-	}
-	slices.Sort(msgs)
-	for _, k := range msgs {
-		fmt.Fprintf(&b, "| `%s` | `%s` |\n", k, Messages[k])
+	for _, k := range MessageKeys() {
+		fmt.Fprintf(&b, "| `%s` | `%s` |\n", k, messages[k])
 	}
 	return b.String()
 }

@@ -120,10 +120,28 @@ var routes = map[string]Rule{
 	"POST /api/v1/events/{slug}/log/{id}/attachment":   {LogRead, ScopeEvent},
 }
 
-// Messages maps each WebSocket message type a client may send (for
-// subscribe, unsubscribe and resync: "type:topic") to its action in the
-// socket's room. join is decided once its credential is known.
-var Messages = map[string]Action{
+// MessageAction is the action of a WebSocket message a client sends, by
+// its key: the type, or "type:topic" for subscribe, unsubscribe and
+// resync. A key without an action is refused by the socket.
+func MessageAction(key string) (Action, bool) {
+	a, ok := messages[key]
+	return a, ok
+}
+
+// MessageKeys lists every message key that has an action, sorted.
+func MessageKeys() []string {
+	keys := make([]string, 0, len(messages))
+	for k := range messages {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// messages maps each WebSocket message key to its action in the socket's
+// room. join is decided once its credential is known. Read only through
+// MessageAction and MessageKeys.
+var messages = map[string]Action{
 	"join":            RoomJoin,
 	"resume":          Public, // the resume token proves an earlier join; revocation ends the seat
 	"leave":           RoomSignal,

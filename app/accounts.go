@@ -71,7 +71,7 @@ func (a *App) disableUser(w http.ResponseWriter, r *http.Request) {
 	st := a.be.Store.Access()
 	u, err := st.UserByID(r.Context(), chi.URLParam(r, "id"))
 	if errors.Is(err, access.ErrNotFound) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "message": "Utilisateur inconnu."})
+		writeError(w, http.StatusNotFound, "not_found", "Utilisateur inconnu.")
 		return
 	}
 	if err != nil {

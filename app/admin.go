@@ -61,7 +61,7 @@ func (a *App) createEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !created {
-		writeJSON(w, http.StatusConflict, map[string]string{"error": "exists", "message": "Cet identifiant est déjà pris."})
+		writeError(w, http.StatusConflict, "exists", "Cet identifiant est déjà pris.")
 		return
 	}
 	if err := a.Mainlog.EnsureRoot(r.Context(), slug, title); err != nil {
@@ -74,7 +74,7 @@ func (a *App) createEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 func badRequest(w http.ResponseWriter, msg string) {
-	writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid", "message": msg})
+	writeError(w, http.StatusBadRequest, "invalid", msg)
 }
 
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
@@ -82,8 +82,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
-			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "too_large",
-				"message": fmt.Sprintf("Corps de requête trop grand (%d octets au plus).", tooBig.Limit)})
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("Corps de requête trop grand (%d octets au plus).", tooBig.Limit))
 			return false
 		}
 		badRequest(w, "Corps JSON invalide : "+err.Error())
@@ -147,7 +146,7 @@ func (a *App) createUser(w http.ResponseWriter, r *http.Request) {
 	u := access.User{ID: rooms.NewID(), Login: login, Name: truncate(name, 64), Admin: in.Admin, PasswordHash: hash, CreatedAt: time.Now().UTC()}
 	switch err := a.be.Store.Access().CreateUser(r.Context(), u); {
 	case errors.Is(err, access.ErrExists):
-		writeJSON(w, http.StatusConflict, map[string]string{"error": "exists", "message": "Cet identifiant existe déjà."})
+		writeError(w, http.StatusConflict, "exists", "Cet identifiant existe déjà.")
 		return
 	case err != nil:
 		a.unavailable(w, "create user", err)
@@ -178,7 +177,7 @@ func (a *App) setMembership(w http.ResponseWriter, r *http.Request) {
 	st := a.be.Store.Access()
 	u, err := st.UserByID(r.Context(), chi.URLParam(r, "id"))
 	if errors.Is(err, access.ErrNotFound) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "message": "Utilisateur inconnu."})
+		writeError(w, http.StatusNotFound, "not_found", "Utilisateur inconnu.")
 		return
 	}
 	if err != nil {
@@ -188,7 +187,7 @@ func (a *App) setMembership(w http.ResponseWriter, r *http.Request) {
 	slug := chi.URLParam(r, "slug")
 	if a.Mainlog != nil {
 		if _, err := a.Mainlog.Event(r.Context(), slug); err != nil {
-			writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "message": "Évènement inconnu."})
+			writeError(w, http.StatusNotFound, "not_found", "Évènement inconnu.")
 			return
 		}
 	}
@@ -311,7 +310,7 @@ func (a *App) revokeToken(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	switch err := a.be.Store.Access().RevokeToken(r.Context(), id, time.Now().UTC()); {
 	case errors.Is(err, access.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "message": "Jeton inconnu."})
+		writeError(w, http.StatusNotFound, "not_found", "Jeton inconnu.")
 		return
 	case err != nil:
 		a.unavailable(w, "revoke token", err)

@@ -79,9 +79,7 @@ func (g *gate) identify(next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, "csrf", "Requête refusée (jeton anti-falsification absent) : rechargez la page.")
 			return
 		case err != nil && !errors.Is(err, access.ErrUnauthenticated):
-			g.a.log.Error("resolve credential", "err", err)
-			w.Header().Set("Retry-After", "2")
-			writeError(w, http.StatusServiceUnavailable, "unavailable", "Service momentanément indisponible : réessayez.")
+			g.a.unavailable(w, "resolve credential", err)
 			return
 		}
 		if p != nil && g.perCred != nil && g.perCred.RespondOnLimit(w, r, "cred:"+p.Key()) {

@@ -17,7 +17,7 @@ import (
 )
 
 // expectedWS is the WebSocket half of the authorization matrix, written
-// out independently of access.Messages: which roles may send each client
+// out independently of access.MessageAction: which roles may send each client
 // message type once in the room (or, for the topics, on the socket).
 // Letters as in expected; W is a watch-only guest.
 var expectedWS = map[string]string{
@@ -44,7 +44,7 @@ var expectedWS = map[string]string{
 // wsProbe is one message sent to learn whether it is allowed: denied ones
 // are answered with the error "forbidden" referring to its id.
 type wsProbe struct {
-	key  string // access.Messages key
+	key  string // access.MessageKeys key
 	typ  string
 	data any
 }
@@ -83,16 +83,15 @@ type wsRole struct {
 // type, allowed or refused with "forbidden" as expectedWS says; a type
 // without an entry in either table fails the test.
 func TestAuthorizationMatrixWebSocket(t *testing.T) {
-	keys := make([]string, 0, len(access.Messages))
-	for k := range access.Messages {
-		keys = append(keys, k)
+	keys := access.MessageKeys()
+	for _, k := range keys {
 		if _, ok := expectedWS[k]; !ok {
 			t.Errorf("message %s has no entry in the test's matrix", k)
 		}
 	}
 	for k := range expectedWS {
 		if !slices.Contains(keys, k) {
-			t.Errorf("matrix entry %s: not in access.Messages", k)
+			t.Errorf("matrix entry %s: no action in access", k)
 		}
 	}
 	cfg := mapConfig(t, true)

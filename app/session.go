@@ -52,7 +52,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
 	if err := dec.Decode(&in); err != nil || in.Login == "" || in.Password == "" || len(in.Login) > access.MaxLoginLen || len(in.Password) > access.MaxPasswordLen {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid", "message": "Identifiant et mot de passe requis."})
+		writeError(w, http.StatusBadRequest, "invalid", "Identifiant et mot de passe requis.")
 		return
 	}
 	ip, now := clientIP(r, a.proxies), time.Now()
@@ -92,7 +92,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	a.limiter.Record(login, ip, good, now)
 	if !good {
 		a.audit(r.Context(), access.AuditEntry{Actor: login, Action: "login_failed", IP: ip})
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "bad_credentials", "message": "Identifiant ou mot de passe incorrect."})
+		writeError(w, http.StatusUnauthorized, "bad_credentials", "Identifiant ou mot de passe incorrect.")
 		return
 	}
 	plain, hash := rooms.NewSecret()
@@ -181,7 +181,7 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 func (a *App) logoutAll(w http.ResponseWriter, r *http.Request) {
 	p := access.FromContext(r.Context())
 	if p.UserID == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid", "message": "Réservé aux comptes du personnel."})
+		writeError(w, http.StatusBadRequest, "invalid", "Réservé aux comptes du personnel.")
 		return
 	}
 	n, err := a.be.Store.Access().DeleteUserSessions(r.Context(), p.UserID)
@@ -222,7 +222,7 @@ func (a *App) audit(ctx context.Context, e access.AuditEntry) {
 func (a *App) unavailable(w http.ResponseWriter, what string, err error) {
 	a.log.Error(what, "err", err)
 	w.Header().Set("Retry-After", "2")
-	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable", "message": "Service momentanément indisponible : réessayez."})
+	writeError(w, http.StatusServiceUnavailable, "unavailable", "Service momentanément indisponible : réessayez.")
 }
 
 // sweepSessions deletes expired sessions now and then (a lookup already

@@ -220,14 +220,42 @@ func TestAdminHomeInBrowser(t *testing.T) {
 	if got := getStatus(t, base+"/api/v1/session", token); got != http.StatusUnauthorized {
 		t.Fatalf("the revoked token: %d, want 401", got)
 	}
-	disableInBrowser(t, p, srv.be.Store.Access(), base, dir)
+	bob := disableInBrowser(t, p, srv.be.Store.Access(), base, dir)
+	roleInBrowser(t, p, srv.be.Store.Access(), bob, dir)
 	p.checkClean()
+}
+
+// roleInBrowser: the administrator gives an account a role in the
+// standing event from the form, then takes its access away ("none");
+// the store follows each step. Screenshots at 390×844 and 1366×768.
+func roleInBrowser(t *testing.T, p *page, st access.Store, userID, dir string) {
+	t.Helper()
+	set := func(role, msg string) {
+		t.Helper()
+		p.do("set the role "+role, 5*time.Second, chromedp.SetValue(chromedp.CSS("#role-user"), userID),
+			chromedp.SetValue(chromedp.CSS("#role-event"), access.MainEvent), chromedp.SetValue(chromedp.CSS("#role-role"), role),
+			chromedp.Click(chromedp.CSS(`#role-form button[type="submit"]`)))
+		p.waitFor("the role's message", `document.getElementById('role-msg').textContent === '`+msg+`'`, 10*time.Second)
+	}
+	set("observer", "Rôle enregistré.")
+	if ms, _ := st.Memberships(context.Background(), userID); len(ms) != 1 || ms[0].Role != access.Observer {
+		t.Fatalf("memberships after observer: %+v", ms)
+	}
+	p.do("show the form", 5*time.Second, chromedp.ScrollIntoView(chromedp.CSS("#role-form")))
+	screenshot(t, p, dir, "home-role-set-390.png")
+	set("none", "Accès retiré.")
+	if ms, _ := st.Memberships(context.Background(), userID); len(ms) != 0 {
+		t.Fatalf("memberships after none on the standing event: %+v, want none", ms)
+	}
+	p.do("wide viewport", 5*time.Second, chromedp.EmulateViewport(1366, 768))
+	p.do("show the form", 5*time.Second, chromedp.ScrollIntoView(chromedp.CSS("#role-form")))
+	screenshot(t, p, dir, "home-role-removed-1366.png")
 }
 
 // disableInBrowser: the administrator disables another account from the
 // accounts list (two steps); the API refuses that account's token at once.
-// Screenshots of the list at 1366×768 and 390×844.
-func disableInBrowser(t *testing.T, p *page, st access.Store, base, dir string) {
+// Screenshots of the list at 1366×768 and 390×844. It returns bob's ID.
+func disableInBrowser(t *testing.T, p *page, st access.Store, base, dir string) string {
 	t.Helper()
 	ctx := context.Background()
 	bob := access.User{ID: rooms.NewID(), Login: "bob", Name: "Bob Martin", PasswordHash: "x", CreatedAt: time.Now()}
@@ -261,6 +289,7 @@ func disableInBrowser(t *testing.T, p *page, st access.Store, base, dir string) 
 	p.do("phone viewport", 5*time.Second, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch))
 	p.do("show the accounts", 5*time.Second, chromedp.ScrollIntoView(chromedp.CSS("#users")))
 	screenshot(t, p, dir, "home-users-disabled-390.png")
+	return bob.ID
 }
 
 // getStatus GETs url with token and returns the status.

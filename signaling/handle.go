@@ -36,7 +36,7 @@ type grant struct {
 
 // handle is the one authorization point of the socket: every message type
 // (with its topic for subscribe, unsubscribe and resync) is looked up in
-// access.Messages and decided with access.Decide before its handler runs.
+// access.MessageAction and decided with access.Decide before its handler runs.
 // A type without a rule is refused.
 func (ss *session) handle(ctx context.Context, env protocol.Envelope, p protocol.Validator) {
 	ss.settle()
@@ -63,7 +63,7 @@ func (ss *session) handle(ctx context.Context, env protocol.Envelope, p protocol
 		topic = topicOf(p)
 		key += ":" + topic
 	}
-	act, ok := access.Messages[key]
+	act, ok := access.MessageAction(key)
 	if !ok {
 		if topic != "" {
 			ss.fail(&protocol.ProtocolError{Code: protocol.ErrUnknownTopic, Ref: env.ID, Msg: "unknown topic " + topic})
@@ -93,6 +93,13 @@ func (ss *session) handle(ctx context.Context, env protocol.Envelope, p protocol
 		return
 	}
 	ss.report(env, h(ss, env, p))
+}
+
+// actionOf is a message type's action; a type without one has none,
+// which Decide refuses.
+func actionOf(typ string) access.Action {
+	act, _ := access.MessageAction(typ)
+	return act
 }
 
 // topicOf is the topic a subscribe, unsubscribe or resync names.
@@ -192,9 +199,9 @@ func (ss *session) enter(ctx context.Context, env protocol.Envelope, p protocol.
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if env.Type == protocol.TypeResume {
-		// access.Messages: resume is public (its token proves an earlier
+		// access.MessageAction: resume is public (its token proves an earlier
 		// join; a revocation ends the seat itself), decided like the rest.
-		if access.Decide(ss.principal, access.Messages[env.Type], nil) != nil {
+		if access.Decide(ss.principal, actionOf(env.Type), nil) != nil {
 			ss.fail(&protocol.ProtocolError{Code: protocol.ErrForbidden, Ref: env.ID, Msg: "resume: not allowed"})
 			return
 		}
@@ -228,7 +235,7 @@ func (ss *session) enter(ctx context.Context, env protocol.Envelope, p protocol.
 }
 
 // entry resolves a join's credential, decides it (its rule in
-// access.Messages, in the room's event chain) and says what the seat may
+// access.MessageAction, in the room's event chain) and says what the seat may
 // do.
 func (ss *session) entry(ctx context.Context, env protocol.Envelope, j *protocol.Join) (rooms.Entry, error) {
 	var (
@@ -249,7 +256,7 @@ func (ss *session) entry(ctx context.Context, env protocol.Envelope, j *protocol
 		return rooms.Entry{}, rooms.ErrTokenInvalid // no link, no session: nobody
 	}
 	chain := ss.s.cfg.EventChain(room)
-	if access.Decide(pr, access.Messages[env.Type], chain) != nil {
+	if access.Decide(pr, actionOf(env.Type), chain) != nil {
 		return rooms.Entry{}, errJoinForbidden
 	}
 	role := ""

@@ -153,19 +153,19 @@ func FuzzWatchOnlySDP(f *testing.F) {
 }
 func TestEveryMessageHasARule(t *testing.T) {
 	for typ := range handlers {
-		if _, ok := access.Messages[typ]; !ok {
+		if _, ok := access.MessageAction(typ); !ok {
 			t.Errorf("%s has a handler but no access rule", typ)
 		}
 	}
 	for typ := range topicHandlers {
 		for _, topic := range []string{protocol.TopicMap, protocol.TopicLog} {
-			if _, ok := access.Messages[typ+":"+topic]; !ok {
+			if _, ok := access.MessageAction(typ + ":" + topic); !ok {
 				t.Errorf("%s:%s has no access rule", typ, topic)
 			}
 		}
 	}
 	for _, typ := range []string{protocol.TypeJoin, protocol.TypeResume} {
-		if _, ok := access.Messages[typ]; !ok {
+		if _, ok := access.MessageAction(typ); !ok {
 			t.Errorf("%s has no access rule", typ)
 		}
 	}
