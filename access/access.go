@@ -150,6 +150,10 @@ type Principal struct {
 	// (SessionID of its cookie's hash), "" for the others: logging out
 	// ends that login's sockets and no other's.
 	Session string
+	// SessionHash is the stored hash of that login's cookie, for the
+	// server's own checks that the login still stands (never logged, never
+	// sent to another instance).
+	SessionHash []byte
 	// Commune binds a declarant to one commune.
 	Commune string
 	// WatchOnly: a guest without camera, microphone or annotations.

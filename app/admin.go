@@ -205,7 +205,7 @@ func (a *App) setMembership(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	detail := "role=" + string(role)
-	if lowered(u, ms, chain, role) {
+	if lowered(u, ms, slug, role, a.EventChain) {
 		// Sockets keep the rights they were opened with (their log
 		// feeds too): the account's are closed, and reopen with the
 		// new role. (Its tokens follow at their next use.)
@@ -215,25 +215,20 @@ func (a *App) setMembership(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// lowered says whether setting role in the event chain[0] takes
-// something from a user whose memberships were ms: the role the user
-// holds there, directly or inherited, goes or becomes a lesser one.
-func lowered(u access.User, ms []access.Membership, chain []string, role access.Role) bool {
-	before, had := access.UserPrincipal(u, ms).RoleIn(chain)
-	if !had {
-		return false
+// lowered says whether setting role in event takes something from a user
+// whose memberships were ms: a role it held there or below, directly or
+// inherited, goes or becomes a lesser one.
+func lowered(u access.User, ms []access.Membership, event string, role access.Role, chainOf func(string) []string) bool {
+	after := []access.Membership{}
+	if role != "" {
+		after = append(after, access.Membership{UserID: u.ID, Event: event, Role: role})
 	}
-	after := []access.Membership{{UserID: u.ID, Event: chain[0], Role: role}}
 	for _, m := range ms {
-		if m.Event != chain[0] {
+		if m.Event != event {
 			after = append(after, m)
 		}
 	}
-	if role == "" {
-		after = after[1:]
-	}
-	now, has := access.UserPrincipal(u, after).RoleIn(chain)
-	return !has || now != before && access.Lesser(before, now) != before
+	return rolesShrank(access.UserPrincipal(u, ms), access.UserPrincipal(u, after), chainOf)
 }
 
 func (a *App) listTokens(w http.ResponseWriter, r *http.Request) {

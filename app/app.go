@@ -158,6 +158,7 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 	a.stopSweep = stop
 	go a.sweepSessions(sweep, 10*time.Minute)
 	go a.Rooms.WatchRevocations(sweep, revocationCheck)
+	go a.watchAccounts(sweep, revocationCheck)
 	a.metrics.live(a, sigMetrics)
 	if a.handler, err = a.routes(); err != nil {
 		_ = a.Shutdown(ctx) // a programming error, found at start

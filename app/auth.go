@@ -276,6 +276,7 @@ func (a *App) sessionPrincipal(ctx context.Context, cookie string) (*access.Prin
 	}
 	p := access.UserPrincipal(u, ms)
 	p.Session = access.SessionID(s.Hash) // logging out closes this login's sockets only
+	p.SessionHash = s.Hash
 	return p, staffLogin{session: s, user: u}, nil
 }
 

@@ -270,7 +270,8 @@ func TestLowered(t *testing.T) {
 		{append(inMain, access.Membership{UserID: "u", Event: "crue", Role: access.Observer}), "", false}, // observer → operator again
 		{append(inMain, access.Membership{UserID: "u", Event: "crue", Role: access.Operator}), access.Participant, true},
 	} {
-		if got := lowered(u, c.ms, chain, c.role); got != c.want {
+		chainOf := func(ev string) []string { return chain[slices.Index(chain, ev):] }
+		if got := lowered(u, c.ms, "crue", c.role, chainOf); got != c.want {
 			t.Errorf("lowered(%v, %q) = %v, want %v", c.ms, c.role, got, c.want)
 		}
 	}

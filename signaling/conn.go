@@ -68,8 +68,10 @@ type conn struct {
 	slot       int // keep-alive slot (Server.keepalive)
 
 	// keys are the principals ("kind:id") the socket acts with: revoking
-	// one closes it (Server.kick). Guarded by mu.
-	keys []string
+	// one closes it (Server.kick). staff are those of them that are staff
+	// accounts' (Server.StaffPrincipals). Guarded by mu.
+	keys  []string
+	staff []*access.Principal
 }
 
 // addKeys records a principal the socket acts with, by each of its keys
@@ -81,6 +83,9 @@ func (c *conn) addKeys(p *access.Principal) {
 		if !slices.Contains(c.keys, k) {
 			c.keys = append(c.keys, k)
 		}
+	}
+	if p.UserID != "" && !slices.Contains(c.staff, p) {
+		c.staff = append(c.staff, p)
 	}
 }
 

@@ -155,6 +155,27 @@ func (s *Server) kick(kind, id string) {
 	}
 }
 
+// StaffPrincipals are the staff accounts' principals the open sockets act
+// with, one per login: the server checks them against the store now and
+// then, for account changes nobody announced here.
+func (s *Server) StaffPrincipals() []*access.Principal {
+	seen := map[string]bool{}
+	var out []*access.Principal
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.mu.Lock()
+		for _, p := range c.staff {
+			if k := p.Key() + "/" + p.Session; !seen[k] {
+				seen[k] = true
+				out = append(out, p)
+			}
+		}
+		c.mu.Unlock()
+	}
+	return out
+}
+
 // checkOrigin: a page on another site cannot open a socket with the
 // user's ambient credentials (origin.Policy says which pages are ours).
 func (s *Server) checkOrigin(r *http.Request) bool {
