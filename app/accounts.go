@@ -2,12 +2,9 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
-
-	"github.com/go-chi/chi/v5"
 
 	"crisisroom/access"
 )
@@ -68,14 +65,8 @@ func (a *App) kickAccount(userID string, tokens []string) int {
 // disableUser disables a staff account and ends at once everything it
 // holds open: sessions, API tokens, sockets.
 func (a *App) disableUser(w http.ResponseWriter, r *http.Request) {
-	st := a.be.Store.Access()
-	u, err := st.UserByID(r.Context(), chi.URLParam(r, "id"))
-	if errors.Is(err, access.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", "Utilisateur inconnu.")
-		return
-	}
-	if err != nil {
-		a.unavailable(w, "look up user", err)
+	u, ok := a.userOfPath(w, r)
+	if !ok {
 		return
 	}
 	if p := access.FromContext(r.Context()); p != nil && p.UserID == u.ID {
@@ -83,7 +74,7 @@ func (a *App) disableUser(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "Vous ne pouvez pas désactiver votre propre compte.")
 		return
 	}
-	ended, err := DisableAccount(r.Context(), st, u.ID, time.Now().UTC())
+	ended, err := DisableAccount(r.Context(), a.be.Store.Access(), u.ID, time.Now().UTC())
 	if err != nil {
 		a.unavailable(w, "disable user", err)
 		return

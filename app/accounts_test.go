@@ -50,6 +50,17 @@ func apiToken(t *testing.T, a *App, u access.User, role access.Role, event strin
 	return plain, tk
 }
 
+// loggedInAdmin creates the administrator "root" and logs it in.
+func loggedInAdmin(t *testing.T, a *App, base string) (*browser, access.User) {
+	t.Helper()
+	root := staff(t, a, "root", "correct horse battery", true, "", "")
+	admin := newBrowser(t, base)
+	if res := admin.login("root", "correct horse battery"); res.StatusCode != http.StatusOK {
+		t.Fatalf("admin login: %d", res.StatusCode)
+	}
+	return admin, root
+}
+
 // seated logs login in with a browser and seats it in the main room over
 // a socket opened with its session.
 func seated(t *testing.T, base, login string) (*browser, *websocket.Conn) {
@@ -91,11 +102,7 @@ func TestTokenFollowsItsAccount(t *testing.T) {
 	cfg := mapConfig(t, true)
 	cfg.RateIP, cfg.RateToken = 0, 0
 	a, srv := startApp(t, cfg)
-	staff(t, a, "root", "correct horse battery", true, "", "")
-	admin := newBrowser(t, srv.URL)
-	if res := admin.login("root", "correct horse battery"); res.StatusCode != http.StatusOK {
-		t.Fatalf("admin login: %d", res.StatusCode)
-	}
+	admin, _ := loggedInAdmin(t, a, srv.URL)
 	bob := staff(t, a, "bob", "correct horse battery", false, MainRoom, access.Operator)
 	tok, _ := apiToken(t, a, bob, access.Operator, MainRoom)
 	_, bobWS := seated(t, srv.URL, "bob")
@@ -134,11 +141,7 @@ func TestTokenFollowsItsAccount(t *testing.T) {
 // their own account from the page.
 func TestDisableAccount(t *testing.T) {
 	a, srv := startApp(t, mapConfig(t, false))
-	root := staff(t, a, "root", "correct horse battery", true, "", "")
-	admin := newBrowser(t, srv.URL)
-	if res := admin.login("root", "correct horse battery"); res.StatusCode != http.StatusOK {
-		t.Fatalf("admin login: %d", res.StatusCode)
-	}
+	admin, root := loggedInAdmin(t, a, srv.URL)
 	bob := staff(t, a, "bob", "correct horse battery", false, MainRoom, access.Operator)
 	tok, tk := apiToken(t, a, bob, access.Operator, MainRoom)
 	bobPage, bobWS := seated(t, srv.URL, "bob")

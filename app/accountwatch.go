@@ -10,27 +10,13 @@ import (
 	"crisisroom/access"
 )
 
-// watchAccounts ends, within one period, the sockets of staff logins whose
-// rights shrank behind this instance's back: the terminal's `admin
-// disable`, `admin passwd` and `admin member` write the store only, and a
-// kick announced on the cluster bus may be lost (Redis pub/sub is
-// at-most-once). Every period it reads again the account of each login an
-// open socket acts with. The API's own changes close sockets at once; this
-// is the net under them.
-func (a *App) watchAccounts(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		a.checkAccounts(ctx)
-	}
-}
-
-// checkAccounts is one round of watchAccounts.
+// checkAccounts closes the sockets of staff logins whose rights shrank
+// behind this instance's back: the terminal's `admin disable`, `admin
+// passwd` and `admin member` write the store only, and a kick announced
+// on the cluster bus may be lost (Redis pub/sub is at-most-once). New
+// runs it every revocationCheck: it reads again the account of each login
+// an open socket acts with. The API's own changes close sockets at once;
+// this is the net under them.
 func (a *App) checkAccounts(ctx context.Context) {
 	for _, p := range a.sig.StaffPrincipals() {
 		kind, id, why := a.accountShrank(ctx, p)

@@ -73,6 +73,21 @@ func (a *App) createEvent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, ev)
 }
 
+// userOfPath is the account the route's {id} names; it answers 404 or 503
+// itself when there is none to act on.
+func (a *App) userOfPath(w http.ResponseWriter, r *http.Request) (access.User, bool) {
+	u, err := a.be.Store.Access().UserByID(r.Context(), chi.URLParam(r, "id"))
+	if errors.Is(err, access.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "Utilisateur inconnu.")
+		return u, false
+	}
+	if err != nil {
+		a.unavailable(w, "look up user", err)
+		return u, false
+	}
+	return u, true
+}
+
 func badRequest(w http.ResponseWriter, msg string) {
 	writeError(w, http.StatusBadRequest, "invalid", msg)
 }
@@ -175,13 +190,8 @@ func (a *App) setMembership(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := a.be.Store.Access()
-	u, err := st.UserByID(r.Context(), chi.URLParam(r, "id"))
-	if errors.Is(err, access.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", "Utilisateur inconnu.")
-		return
-	}
-	if err != nil {
-		a.unavailable(w, "look up user", err)
+	u, ok := a.userOfPath(w, r)
+	if !ok {
 		return
 	}
 	slug := chi.URLParam(r, "slug")

@@ -156,9 +156,9 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 	a.sig = signaling.New(sigCfg, a.Rooms, log.With("component", "signaling"))
 	sweep, stop := context.WithCancel(context.Background())
 	a.stopSweep = stop
-	go a.sweepSessions(sweep, 10*time.Minute)
+	go repeat(sweep, 10*time.Minute, a.sweepSessions)
 	go a.Rooms.WatchRevocations(sweep, revocationCheck)
-	go a.watchAccounts(sweep, revocationCheck)
+	go repeat(sweep, revocationCheck, a.checkAccounts)
 	a.metrics.live(a, sigMetrics)
 	if a.handler, err = a.routes(); err != nil {
 		_ = a.Shutdown(ctx) // a programming error, found at start

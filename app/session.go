@@ -227,7 +227,16 @@ func (a *App) unavailable(w http.ResponseWriter, what string, err error) {
 
 // sweepSessions deletes expired sessions now and then (a lookup already
 // refuses them; this keeps the table small).
-func (a *App) sweepSessions(ctx context.Context, every time.Duration) {
+func (a *App) sweepSessions(ctx context.Context) {
+	if n, err := a.be.Store.Access().DeleteExpiredSessions(ctx, time.Now()); err != nil {
+		a.log.Warn("expired sessions not swept", "err", err)
+	} else if n > 0 {
+		a.log.Info("expired sessions swept", "count", n)
+	}
+}
+
+// repeat runs fn every period until ctx ends.
+func repeat(ctx context.Context, every time.Duration, fn func(context.Context)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -236,11 +245,7 @@ func (a *App) sweepSessions(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		if n, err := a.be.Store.Access().DeleteExpiredSessions(ctx, time.Now()); err != nil {
-			a.log.Warn("expired sessions not swept", "err", err)
-		} else if n > 0 {
-			a.log.Info("expired sessions swept", "count", n)
-		}
+		fn(ctx)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -25,6 +26,22 @@ type subReader struct {
 	reads bool
 }
 
+// withSubEvent starts a server (no rate limits) with a sub-event of the
+// standing event, and the administrator's actor that made it.
+func withSubEvent(t *testing.T, title string) (*App, *httptest.Server, mainlog.Actor, mainlog.Event) {
+	t.Helper()
+	cfg := mapConfig(t, false)
+	cfg.RateIP, cfg.RateToken = 0, 0
+	a, srv := startApp(t, cfg)
+	root := &access.Principal{Kind: access.KindSession, ID: "u-root", Name: "Root", Global: access.Admin}
+	actor := mainlog.Actor{ID: root.ID, Label: root.Name, P: root}
+	sub, _, err := a.Mainlog.CreateSub(context.Background(), actor, MainRoom, mainlog.SubInput{Title: title, Kind: mainlog.EventKinds[0], Author: "Root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, srv, actor, sub
+}
+
 // TestSubEventReadsDecidedPerEvent: a member of the standing event who
 // was made observer in a sub-event, or taken out of it, does not read the
 // sub-event's entries through the parent: not in the log with the tree,
@@ -32,16 +49,8 @@ type subReader struct {
 // new entries). A member with no role of its own in the sub-event reads
 // it all, so that the test cannot pass by showing nothing to anyone.
 func TestSubEventReadsDecidedPerEvent(t *testing.T) {
-	cfg := mapConfig(t, false)
-	cfg.RateIP, cfg.RateToken = 0, 0
-	a, srv := startApp(t, cfg)
+	a, srv, admin, sub := withSubEvent(t, "Crue restreinte")
 	ctx := context.Background()
-	root := &access.Principal{Kind: access.KindSession, ID: "u-root", Name: "Root", Global: access.Admin}
-	admin := mainlog.Actor{ID: root.ID, Label: root.Name, P: root}
-	sub, _, err := a.Mainlog.CreateSub(ctx, admin, MainRoom, mainlog.SubInput{Title: "Crue restreinte", Kind: mainlog.EventKinds[0], Author: "Root"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	write := func(slug, text string) {
 		t.Helper()
 		if _, _, err := a.Mainlog.Write(ctx, admin, slug, mainlog.EntryInput{Text: text}, nil); err != nil {
@@ -198,24 +207,12 @@ func wsNext(t *testing.T, ws *websocket.Conn, typ string) json.RawMessage {
 // sub-event; "inherit" gives the parent's role back. On a root event
 // "none" simply removes the membership.
 func TestMembershipNoneThroughTheAPI(t *testing.T) {
-	cfg := mapConfig(t, false)
-	cfg.RateIP, cfg.RateToken = 0, 0
-	a, srv := startApp(t, cfg)
+	a, srv, actor, sub := withSubEvent(t, "Crue")
 	ctx := context.Background()
-	root := &access.Principal{Kind: access.KindSession, ID: "u-root", Name: "Root", Global: access.Admin}
-	actor := mainlog.Actor{ID: root.ID, Label: root.Name, P: root}
-	sub, _, err := a.Mainlog.CreateSub(ctx, actor, MainRoom, mainlog.SubInput{Title: "Crue", Kind: mainlog.EventKinds[0], Author: "Root"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, _, err := a.Mainlog.Write(ctx, actor, sub.Slug, mainlog.EntryInput{Text: "secret de la crue"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	staff(t, a, "root", "correct horse battery", true, "", "")
-	admin := newBrowser(t, srv.URL)
-	if res := admin.login("root", "correct horse battery"); res.StatusCode != http.StatusOK {
-		t.Fatalf("admin login: %d", res.StatusCode)
-	}
+	admin, _ := loggedInAdmin(t, a, srv.URL)
 	bob := staff(t, a, "bob", "correct horse battery", false, MainRoom, access.Participant)
 	b, ws := seated(t, srv.URL, "bob")
 	reads := func() bool {

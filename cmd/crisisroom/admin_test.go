@@ -304,8 +304,7 @@ func TestAdminMemberNoneInSubEvent(t *testing.T) {
 	}
 	member := func(args ...string) {
 		t.Helper()
-		var stdout, stderr bytes.Buffer
-		if err := run(ctx, append([]string{"admin", "member", "--data", dir, "--login", "op"}, args...), &stdout, &stderr); err != nil {
+		if _, err := runAdmin(t, dir, "", append([]string{"member", "--login", "op"}, args...)...); err != nil {
 			t.Fatalf("member %v: %v", args, err)
 		}
 	}
