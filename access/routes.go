@@ -148,6 +148,7 @@ var messages = map[string]Action{
 	"offer":           RoomSignal,
 	"answer":          RoomSignal,
 	"candidate":       RoomSignal,
+	"sfu":             RoomSignal, // a watch-only member's SFU attachment only receives
 	"state":           RoomSignal,
 	"chat":            RoomChat,
 	"presenter":       RoomPresent,

@@ -40,6 +40,15 @@ type Config struct {
 	ResumeWindow   time.Duration
 	AllowedOrigins []string
 
+	// The rooms' media: peer to peer (mesh) or through the built-in
+	// selective forwarding unit (SFU), whose peers share one UDP and one
+	// TCP port; PublicIPs are the addresses it advertises (NAT 1:1).
+	RoomMode  string
+	MeshMax   int
+	SFUUDP    string
+	SFUTCP    string
+	PublicIPs []string
+
 	// ICE: STUN servers handed to browsers, an external TURN (coturn with
 	// use-auth-secret) and/or the built-in one.
 	STUNURLs       []string
@@ -93,6 +102,10 @@ func DefaultConfig() Config {
 		DataDir:       "./data",
 		LogLevel:      slog.LevelInfo,
 		RoomCapacity:  6,
+		RoomMode:      "mesh",
+		MeshMax:       4,
+		SFUUDP:        ":7882",
+		SFUTCP:        ":7882",
 		ResumeWindow:  30 * time.Second,
 		ClusterBeat:   2 * time.Second,
 		TURNListenUDP: ":3478",
@@ -172,7 +185,12 @@ func (c *Config) Bind(fs *flag.FlagSet) func() error {
 		}
 	}
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (env CRISISROOM_LOG_LEVEL)")
-	integer(&c.RoomCapacity, "room-capacity", "ROOM_CAPACITY", "largest peer-to-peer mesh room")
+	integer(&c.RoomCapacity, "room-capacity", "ROOM_CAPACITY", "largest room, in members who send media")
+	str(&c.RoomMode, "room-mode", "ROOM_MODE", "rooms' media: mesh (peer to peer), sfu (through the server) or auto (the SFU past --mesh-max)")
+	integer(&c.MeshMax, "mesh-max", "MESH_MAX", "auto mode: members with media a room holds as a mesh")
+	str(&c.SFUUDP, "sfu-udp", "SFU_UDP", "the SFU's one UDP port (ICE), shared by every media connection")
+	str(&c.SFUTCP, "sfu-tcp", "SFU_TCP", "the SFU's ICE-TCP port, for networks without UDP (empty: off)")
+	list(&c.PublicIPs, "public-ip", "PUBLIC_IP", "IP addresses the SFU advertises (NAT 1:1; default: the interfaces')")
 	dur(&c.ResumeWindow, "resume-window", "RESUME_WINDOW", "how long a dropped connection keeps its seat")
 	dur(&c.ClusterBeat, "cluster-beat", "CLUSTER_BEAT", "cluster mode: how often an instance says it lives; silent for 3 beats, it is dead and its members leave")
 	list(&c.AllowedOrigins, "allowed-origins", "ALLOWED_ORIGINS", "extra web origins allowed to open the WebSocket")
@@ -224,6 +242,22 @@ func (c *Config) Bind(fs *flag.FlagSet) func() error {
 func (c *Config) Validate() error {
 	if c.RoomCapacity < 2 || c.RoomCapacity > 50 {
 		return fmt.Errorf("room-capacity %d: must be between 2 and 50", c.RoomCapacity)
+	}
+	switch c.RoomMode {
+	case "auto", "mesh", "sfu":
+	default:
+		return fmt.Errorf("room-mode %q: auto, mesh or sfu", c.RoomMode)
+	}
+	if c.MeshMax < 2 {
+		return fmt.Errorf("mesh-max %d: at least 2", c.MeshMax)
+	}
+	if c.RoomMode != "mesh" && c.SFUUDP == "" && c.SFUTCP == "" {
+		return fmt.Errorf("room-mode %s needs the SFU's ports: --sfu-udp or --sfu-tcp", c.RoomMode)
+	}
+	for _, ip := range c.PublicIPs {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return fmt.Errorf("public-ip %q: not an IP address", ip)
+		}
 	}
 	if c.ResumeWindow < time.Second {
 		return fmt.Errorf("resume-window %s: at least 1s", c.ResumeWindow)

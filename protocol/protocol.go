@@ -65,6 +65,15 @@ const (
 	TypeLobby     = "lobby"      // Lobby: server → a guest waiting to be admitted
 	TypeLobbyList = "lobby-list" // LobbyList: server → members who may admit (latest wins)
 	TypeAdmit     = "admit"      // Admit: client → server
+	// selective forwarding unit (docs/protocol.md, "SFU mode")
+	TypeMode = "mode" // Mode: server → members when the room's media mode changes
+	TypeSFU  = "sfu"  // SFU: both directions, the member's negotiation with the server's SFU
+)
+
+// Room media modes.
+const (
+	ModeMesh = "mesh" // peer to peer, every member to every other
+	ModeSFU  = "sfu"  // every member to the server, which forwards
 )
 
 // Topics: the live map's, and the main courante's (the room's running log).
@@ -98,6 +107,7 @@ const (
 	ErrRefused       = "refused"      // the host refused this guest's entry
 	ErrRevoked       = "revoked"      // the link (or session, token) this socket came through was revoked
 	ErrLinkUsedUp    = "link_used_up" // the link has been used as many times as it allows
+	ErrWrongMode     = "wrong_mode"   // an SFU message in a mesh room, or a mesh offer in an SFU room
 )
 
 // Close codes. 4000–4499: the client should reconnect (with its resume token
@@ -292,6 +302,50 @@ type Joined struct {
 	// WatchOnly: no camera, microphone or annotations; offers and answers
 	// must not send media (recvonly or inactive).
 	WatchOnly bool `json:"watch_only"`
+	// Mode is the room's media mode (ModeMesh or ModeSFU); "mode"
+	// messages announce its changes.
+	Mode string `json:"mode"`
+}
+
+// Mode announces a room's media mode to its members.
+type Mode struct {
+	Mode string `json:"mode"`
+}
+
+// SFU is one step of a member's negotiation with the server's SFU, on one
+// of its two peer connections: "up" (the member offers and publishes) or
+// "down" (the server offers and forwards the others' tracks).
+type SFU struct {
+	PC        string        `json:"pc"`
+	Kind      string        `json:"kind"` // offer, answer or candidate
+	SDP       string        `json:"sdp,omitempty"`
+	Candidate *ICECandidate `json:"candidate,omitempty"` // nil with kind candidate: end of candidates
+}
+
+// ICECandidate is a browser's RTCIceCandidateInit.
+type ICECandidate struct {
+	Candidate     string  `json:"candidate"`
+	SDPMid        *string `json:"sdpMid,omitempty"`
+	SDPMLineIndex *uint16 `json:"sdpMLineIndex,omitempty"`
+}
+
+func (s *SFU) Validate() error {
+	if s.PC != "up" && s.PC != "down" {
+		return errors.New("pc: up or down")
+	}
+	switch s.Kind {
+	case "offer", "answer":
+		if s.SDP == "" || len(s.SDP) > MaxSDPBytes {
+			return fmt.Errorf("sdp: required, at most %d bytes", MaxSDPBytes)
+		}
+	case "candidate":
+		if s.Candidate != nil && len(s.Candidate.Candidate) > MaxCandBytes {
+			return fmt.Errorf("candidate: at most %d bytes", MaxCandBytes)
+		}
+	default:
+		return errors.New("kind: offer, answer or candidate")
+	}
+	return nil
 }
 
 // Subscribe asks for a topic's stream. A socket that has not joined a room
@@ -504,6 +558,8 @@ func payloadFor(typ string) (v Validator, ok bool) {
 		return &Annotate{}, true
 	case TypeAdmit:
 		return &Admit{}, true
+	case TypeSFU:
+		return &SFU{}, true
 	}
 	return nil, false
 }

@@ -57,6 +57,15 @@ type Config struct {
 	// (an audit row, a main courante entry). Either may be nil.
 	OnAdmission func(room, guestName, linkID, by string, admitted bool)
 	OnKicked    func(room, name, kind, id string)
+	// Media is the selective forwarding unit (media.go); nil, or a
+	// cluster, keeps every room a mesh. Mode is ModeAuto (default),
+	// ModeMesh or ModeSFU; an auto room moves to the SFU when a member
+	// with media joins past MeshMax (default 4) and back to the mesh after
+	// MeshBack (default 10 s) at two or fewer.
+	Media    Media
+	Mode     string
+	MeshMax  int
+	MeshBack time.Duration
 }
 
 // Errors of Enter, Join and Resume.
@@ -101,6 +110,15 @@ func NewManager(cfg Config, st Store, log *slog.Logger) *Manager {
 	if cfg.ICETransportPolicy == "" {
 		cfg.ICETransportPolicy = "all"
 	}
+	if cfg.Mode == "" {
+		cfg.Mode = ModeAuto
+	}
+	if cfg.MeshMax <= 0 {
+		cfg.MeshMax = defaultMeshMax
+	}
+	if cfg.MeshBack <= 0 {
+		cfg.MeshBack = defaultMeshBack
+	}
 	return &Manager{cfg: cfg, store: st, log: log, rooms: map[string]*room{}, resumes: map[string]*Member{}, revoked: map[string]time.Time{}}
 }
 
@@ -119,6 +137,10 @@ type room struct {
 	presInst  string
 	// lobby holds the guests of this instance waiting to be admitted.
 	lobby map[string]*Waiter
+	// mode is the room's media mode (media.go); back, when set, takes
+	// an SFU room back to the mesh.
+	mode string
+	back *time.Timer
 }
 
 // Member is a seat in a room. Its peer is nil while its socket is away
@@ -153,6 +175,10 @@ type Member struct {
 	// seated here. A remote member has no peer: frames for it go through
 	// the cluster link.
 	inst string
+	// media is the member's SFU attachment while its room is in SFU mode
+	// (media.go); mediaJoining while it is being made.
+	media        MediaSession
+	mediaJoining bool
 }
 
 // Entry is a request for a seat whose credential the caller has resolved
@@ -350,12 +376,13 @@ func (m *Manager) seatLocked(r *room, mem *Member, resume, reqID string) {
 		mem.peer.Send(m.lobbyFrameLocked(r))
 	}
 	m.log.Info("member joined", "room", r.name, "member", mem.ID, "role", mem.Role, "link", mem.LinkID, "size", len(r.members))
+	m.afterSeatLocked(r, mem)
 }
 
 func (m *Manager) roomLocked(name string) *room {
 	r := m.rooms[name]
 	if r == nil {
-		r = &room{name: name, members: map[string]*Member{}}
+		r = &room{name: name, members: map[string]*Member{}, mode: m.initialMode()}
 		m.rooms[name] = r
 	}
 	return r
@@ -421,7 +448,7 @@ func (m *Manager) joinedLocked(r *room, mem *Member, resume string, resumed bool
 	return protocol.Joined{PeerID: mem.ID, Role: mem.Role, ResumeToken: resume, Room: r.name, Capacity: m.cfg.Capacity,
 		Peers: peers, ICEServers: ice, Resumed: resumed, ResumeWindowMS: m.cfg.ResumeWindow.Milliseconds(),
 		ICETransportPolicy: m.cfg.ICETransportPolicy,
-		Presenter:          r.presenter, View: r.view, Can: mem.can, WatchOnly: mem.watchOnly}
+		Presenter:          r.presenter, View: r.view, Can: mem.can, WatchOnly: mem.watchOnly, Mode: r.mode}
 }
 
 func (mem *Member) infoLocked() protocol.PeerInfo {
@@ -481,6 +508,7 @@ func (m *Manager) removeLocked(mem *Member) {
 	if r.presenter == mem.ID {
 		r.clearPresenterLocked()
 	}
+	m.afterRemoveLocked(r, mem)
 	m.log.Info("member left", "room", r.name, "member", mem.ID, "remote", mem.inst, "size", len(r.members))
 }
 

@@ -23,6 +23,7 @@ var handlers = map[string]func(ss *session, env protocol.Envelope, p protocol.Va
 	protocol.TypeMapView:   mapView,
 	protocol.TypeAnnotate:  annotate,
 	protocol.TypeAdmit:     admit,
+	protocol.TypeSFU:       sfu,
 }
 
 // grant is whom a message is decided for, and in which event: a member's
@@ -297,6 +298,20 @@ func relaySDP(typ string) func(ss *session, env protocol.Envelope, p protocol.Va
 		m.To, m.From = "", ss.member.ID
 		return ss.relay(env, to, protocol.Encode(typ, "", m))
 	}
+}
+
+// sfu hands a member's negotiation with the server's SFU to its room. A
+// watch-only member's attachment receives only: its router refuses an up
+// offer.
+func sfu(ss *session, env protocol.Envelope, p protocol.Validator) error {
+	err := ss.member.SFU(*p.(*protocol.SFU))
+	switch {
+	case errors.Is(err, rooms.ErrWrongMode):
+		return &protocol.ProtocolError{Code: protocol.ErrWrongMode, Ref: env.ID, Msg: "sfu: the room is in mesh mode; negotiate with the other members (offer, answer)"}
+	case err != nil && !errors.Is(err, rooms.ErrLeft):
+		return &protocol.ProtocolError{Code: protocol.ErrInvalid, Ref: env.ID, Msg: "sfu: " + err.Error()}
+	}
+	return err
 }
 
 func relayCandidate(ss *session, env protocol.Envelope, p protocol.Validator) error {

@@ -1,0 +1,220 @@
+package rooms
+
+import (
+	"errors"
+	"time"
+
+	"crisisroom/protocol"
+)
+
+// A room's media go peer to peer (the mesh) while it is small, and through
+// the server's selective forwarding unit (SFU) once it is not: in a mesh
+// every member uploads its camera to every other, which a phone on a
+// hospital's Wi-Fi cannot do past a handful of faces. rooms decides the
+// mode, from who is in the room, and attaches each member to the SFU while
+// the room is in SFU mode; the SFU itself is behind Media.
+
+// Media is the SFU as rooms sees it (app adapts sfu.SFU). Its calls are
+// never made with the rooms' lock held: they set up peer connections.
+type Media interface {
+	// Join attaches a member to its room's router. publish is false for
+	// a watch-only member. send carries the router's messages to the
+	// member; it must not block.
+	Join(room, member string, publish bool, send func(protocol.SFU)) (MediaSession, error)
+	// Leave detaches a member: its peer connections close, its tracks
+	// leave the others'.
+	Leave(room, member string)
+}
+
+// MediaSession is one member's attachment to the SFU.
+type MediaSession interface {
+	Signal(s protocol.SFU) error
+}
+
+// Room media modes, as configured (Config.Mode).
+const (
+	ModeAuto = "auto" // mesh while small, SFU past MeshMax, back when two or fewer
+	ModeMesh = protocol.ModeMesh
+	ModeSFU  = protocol.ModeSFU
+)
+
+// ErrWrongMode: an SFU message from a member of a room in mesh mode.
+var ErrWrongMode = errors.New("the room is not in SFU mode")
+
+// defaults of the mode's settings (Config).
+const (
+	defaultMeshMax  = 4
+	defaultMeshBack = 10 * time.Second
+)
+
+// initialMode is a new room's mode.
+func (m *Manager) initialMode() string {
+	if m.cfg.Media != nil && m.cl == nil && m.cfg.Mode == ModeSFU {
+		return ModeSFU
+	}
+	return ModeMesh
+}
+
+// mediaMembersLocked counts the members who send media (not watch-only).
+func (r *room) mediaMembersLocked() int {
+	n := 0
+	for _, o := range r.members {
+		if !o.watchOnly {
+			n++
+		}
+	}
+	return n
+}
+
+// afterSeatLocked: a member was seated. Past MeshMax members with media,
+// an auto room moves to the SFU; in an SFU room the newcomer is attached.
+func (m *Manager) afterSeatLocked(r *room, mem *Member) {
+	if m.cfg.Media == nil || m.cl != nil {
+		return
+	}
+	if r.mode == ModeMesh && m.cfg.Mode == ModeAuto && r.mediaMembersLocked() > m.cfg.MeshMax {
+		m.setModeLocked(r, ModeSFU, "grew past the mesh")
+		return // setModeLocked attaches everyone
+	}
+	if r.mode == ModeSFU {
+		go m.attach(mem)
+	}
+}
+
+// afterRemoveLocked: a member left. An auto room in SFU mode goes back to
+// the mesh once it has had two or fewer members with media for MeshBack.
+func (m *Manager) afterRemoveLocked(r *room, mem *Member) {
+	if mem.media != nil || mem.mediaJoining {
+		mem.media = nil
+		go m.cfg.Media.Leave(r.name, mem.ID)
+	}
+	if r.mode != ModeSFU || m.cfg.Mode != ModeAuto || r.mediaMembersLocked() > 2 || r.back != nil {
+		return
+	}
+	r.back = time.AfterFunc(m.cfg.MeshBack, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		r.back = nil
+		if m.rooms[r.name] == r && r.mode == ModeSFU && r.mediaMembersLocked() <= 2 {
+			m.setModeLocked(r, ModeMesh, "small again")
+		}
+	})
+}
+
+// setModeLocked changes a room's mode and tells its members. Into the SFU,
+// every member is attached; back to the mesh, the members are detached
+// only after MeshBack, so that the pages keep the SFU's pictures until
+// their mesh links play (prepare, then flip).
+func (m *Manager) setModeLocked(r *room, mode, why string) {
+	if r.mode == mode {
+		return
+	}
+	r.mode = mode
+	m.log.Info("room media mode", "room", r.name, "mode", mode, "why", why, "members", len(r.members))
+	r.broadcastLocked("", Frame{Data: protocol.Encode(protocol.TypeMode, "", protocol.Mode{Mode: mode}), Coalesce: "mode"})
+	if r.back != nil {
+		r.back.Stop()
+		r.back = nil
+	}
+	for _, o := range r.members {
+		if mode == ModeSFU {
+			go m.attach(o)
+		} else if o.media != nil {
+			go m.detachLater(o)
+		}
+	}
+}
+
+// attach joins a member to the SFU if its room is (still) in SFU mode.
+func (m *Manager) attach(mem *Member) {
+	m.mu.Lock()
+	r := m.rooms[mem.Room]
+	if mem.gone || mem.inst != "" || mem.media != nil || mem.mediaJoining || r == nil || r.mode != ModeSFU {
+		m.mu.Unlock()
+		return
+	}
+	mem.mediaJoining = true
+	m.mu.Unlock()
+	sess, err := m.cfg.Media.Join(mem.Room, mem.ID, !mem.watchOnly, mem.sendSFU)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mem.mediaJoining = false
+	if err != nil {
+		m.log.Error("sfu: member not attached", "room", mem.Room, "member", mem.ID, "err", err)
+		return
+	}
+	if mem.gone || r.mode != ModeSFU {
+		go m.cfg.Media.Leave(mem.Room, mem.ID)
+		return
+	}
+	mem.media = sess
+}
+
+// detachLater ends a member's SFU attachment after the pages had the time
+// to bring their mesh up, unless the room went back to the SFU meanwhile.
+func (m *Manager) detachLater(mem *Member) {
+	time.Sleep(m.cfg.MeshBack)
+	m.mu.Lock()
+	r := m.rooms[mem.Room]
+	if mem.media == nil || r != nil && r.mode == ModeSFU {
+		m.mu.Unlock()
+		return
+	}
+	mem.media = nil
+	m.mu.Unlock()
+	m.cfg.Media.Leave(mem.Room, mem.ID)
+}
+
+// sendSFU carries a router's message to the member's socket, if it has
+// one now (within the resume window it has none: the page renegotiates
+// when it comes back).
+func (mem *Member) sendSFU(s protocol.SFU) {
+	m := mem.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mem.peer != nil && !mem.gone {
+		mem.peer.Send(Frame{Data: protocol.Encode(protocol.TypeSFU, "", s)})
+	}
+}
+
+// SFU hands the member's negotiation message to its SFU attachment.
+func (mem *Member) SFU(s protocol.SFU) error {
+	m := mem.m
+	m.mu.Lock()
+	sess, gone := mem.media, mem.gone
+	m.mu.Unlock()
+	switch {
+	case gone:
+		return ErrLeft
+	case sess == nil:
+		return ErrWrongMode
+	}
+	return sess.Signal(s)
+}
+
+// SetSpeaking is the SFU's reading of who speaks (RFC 6464 audio levels),
+// told to the room as the member's state, as a page does in the mesh.
+func (m *Manager) SetSpeaking(roomName, id string, speaking bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.rooms[roomName]
+	if r == nil {
+		return
+	}
+	mem := r.members[id]
+	if mem == nil || mem.gone || mem.inst != "" || mem.state.Speaking == speaking {
+		return
+	}
+	mem.state.Speaking = speaking
+	r.broadcastLocked(mem.ID, stateFrame(mem.state))
+}
+
+// Mode is a room's media mode now (ModeMesh for a room nobody is in).
+func (m *Manager) Mode(roomName string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r := m.rooms[roomName]; r != nil {
+		return r.mode
+	}
+	return m.initialMode()
+}
