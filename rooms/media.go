@@ -66,17 +66,21 @@ func (r *room) mediaMembersLocked() int {
 	return n
 }
 
-// afterSeatLocked: a member was seated. Past MeshMax members with media,
-// an auto room moves to the SFU; in an SFU room the newcomer is attached.
-func (m *Manager) afterSeatLocked(r *room, mem *Member) {
-	if m.cfg.Media == nil || m.cl != nil {
+// beforeSeatLocked: a member is about to be seated. Past MeshMax members
+// with media, an auto room moves to the SFU first, so that the newcomer's
+// joined already says so and it never builds a mesh.
+func (m *Manager) beforeSeatLocked(r *room, mem *Member) {
+	if m.cfg.Media == nil || m.cl != nil || mem.watchOnly {
 		return
 	}
-	if r.mode == ModeMesh && m.cfg.Mode == ModeAuto && r.mediaMembersLocked() > m.cfg.MeshMax {
+	if r.mode == ModeMesh && m.cfg.Mode == ModeAuto && r.mediaMembersLocked()+1 > m.cfg.MeshMax {
 		m.setModeLocked(r, ModeSFU, "grew past the mesh")
-		return // setModeLocked attaches everyone
 	}
-	if r.mode == ModeSFU {
+}
+
+// afterSeatLocked: a member was seated; in an SFU room it is attached.
+func (m *Manager) afterSeatLocked(r *room, mem *Member) {
+	if m.cfg.Media != nil && m.cl == nil && r.mode == ModeSFU {
 		go m.attach(mem)
 	}
 }

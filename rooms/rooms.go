@@ -366,6 +366,7 @@ func (m *Manager) seat(ctx context.Context, e Entry, w *Waiter) (*Member, error)
 // that it precedes anything another member sends to the newcomer) and
 // tells the others.
 func (m *Manager) seatLocked(r *room, mem *Member, resume, reqID string) {
+	m.beforeSeatLocked(r, mem) // the mode the newcomer's joined says
 	mem.joined = m.joinedLocked(r, mem, resume, false)
 	mem.peer.Send(Frame{Data: protocol.Encode(protocol.TypeJoined, reqID, mem.joined)})
 	r.members[mem.ID] = mem

@@ -54,6 +54,9 @@ type Client struct {
 	joined     protocol.Joined
 	readerDone chan struct{} // closed when the current socket's reader ends
 	closed     bool
+	members    map[string]bool // the other members, as the server described them
+	mode       string          // the room's media mode (sfu.go)
+	sfu        *sfuSide        // our SFU connections while we use them
 }
 
 // Dial opens the WebSocket, joins with opts.Token, and starts the mesh: it
@@ -178,6 +181,10 @@ func (c *Client) start(ws *websocket.Conn, j protocol.Joined) {
 	done := make(chan struct{})
 	c.mu.Lock()
 	c.joined, c.readerDone = j, done
+	c.members = map[string]bool{}
+	for _, p := range j.Peers {
+		c.members[p.ID] = true
+	}
 	c.mu.Unlock()
 	c.wmu.Lock()
 	c.ws = ws
@@ -207,6 +214,13 @@ func iceServers(in []protocol.ICEServer) []webrtc.ICEServer {
 // peers that joined meanwhile get a first offer, and those that left while
 // we were away (we missed their peer-left) are closed.
 func (c *Client) negotiate(j protocol.Joined) {
+	if j.Mode == protocol.ModeSFU {
+		c.setMode(j.Mode)
+		return
+	}
+	c.mu.Lock()
+	c.mode = protocol.ModeMesh
+	c.mu.Unlock()
 	present := map[string]bool{}
 	for _, p := range j.Peers {
 		present[p.ID] = true
@@ -259,13 +273,36 @@ func (c *Client) dispatch(data []byte) {
 	case protocol.TypePeerJoined:
 		var m protocol.PeerInfo
 		if c.decode(env, &m) {
+			c.mu.Lock()
+			c.members[m.ID] = true
+			c.mu.Unlock()
 			c.t.add(EventPeerJoined, m.ID, m.Name) // the newcomer will offer
 		}
 	case protocol.TypePeerLeft:
 		var m protocol.PeerLeft
 		if c.decode(env, &m) {
+			c.mu.Lock()
+			delete(c.members, m.ID)
+			c.mu.Unlock()
 			c.t.add(EventPeerLeft, m.ID, "")
 			c.dropLink(m.ID)
+		}
+	case protocol.TypeMode:
+		var m protocol.Mode
+		if c.decode(env, &m) {
+			c.setMode(m.Mode)
+		}
+	case protocol.TypeSFU:
+		var m protocol.SFU
+		if c.decode(env, &m) {
+			c.mu.Lock()
+			side := c.sfu
+			c.mu.Unlock()
+			if side == nil {
+				c.fail("sfu", "sfu message", errors.New("no SFU connection"))
+			} else if err := side.onSignal(m); err != nil {
+				c.fail("sfu", "sfu "+m.PC+" "+m.Kind, err)
+			}
 		}
 	case protocol.TypeError:
 		var m protocol.Error
@@ -400,5 +437,12 @@ func (c *Client) Close() error {
 		<-done
 	}
 	c.closeLinks()
+	c.mu.Lock()
+	side := c.sfu
+	c.sfu = nil
+	c.mu.Unlock()
+	if side != nil {
+		side.close()
+	}
 	return nil
 }

@@ -24,6 +24,7 @@ const (
 	EventDataOpen     Kind = "data-open"     // the data channel with Peer opened
 	EventData         Kind = "data"          // a data-channel message; Detail is its text
 	EventFailure      Kind = "failure"       // a local negotiation step failed; Detail says which
+	EventMode         Kind = "mode"          // the room's media mode changed; Detail is the mode
 )
 
 // Event is one thing a Node observed, stamped with the time it did.

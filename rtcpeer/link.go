@@ -113,6 +113,13 @@ func (l *link) openChannel() *webrtc.DataChannel {
 	return l.dc
 }
 
+// hasRTP: video from the peer has arrived on this link.
+func (l *link) hasRTP() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gotRTP
+}
+
 // connected: pion says connected and our handler has recorded it, so that
 // a waiter woken by "connected" finds its event.
 func (l *link) connected() bool {
