@@ -102,6 +102,9 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 	}
 	a.Rooms = rooms.NewManager(rooms.Config{
 		Capacity:           cfg.RoomCapacity,
+		Viewers:            cfg.RoomViewers,
+		Mode:               cfg.RoomMode,
+		MeshMax:            cfg.MeshMax,
 		ResumeWindow:       cfg.ResumeWindow,
 		ICEServers:         a.turn.iceServers,
 		ICETransportPolicy: cfg.ICEPolicy,

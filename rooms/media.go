@@ -45,6 +45,7 @@ var ErrWrongMode = errors.New("the room is not in SFU mode")
 const (
 	defaultMeshMax  = 4
 	defaultMeshBack = 10 * time.Second
+	defaultViewers  = 300
 )
 
 // initialMode is a new room's mode.

@@ -1,6 +1,7 @@
 package rooms_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -163,5 +164,42 @@ func TestMeshModeStays(t *testing.T) {
 				t.Fatalf("mode %q with %+v, want mesh", joined.Mode, cfg)
 			}
 		}
+	}
+}
+
+// TestCapacityKeepsAHostSeatAndCountsViewersApart: members with media
+// fill Capacity, then only a host gets in (the seat kept for hosts);
+// watch-only members are counted apart, up to Viewers.
+func TestCapacityKeepsAHostSeatAndCountsViewersApart(t *testing.T) {
+	fx := newFixture(t, rooms.Config{Capacity: 2, Viewers: 1})
+	ctx := context.Background()
+	fx.join(t, "main", "A")
+	fx.join(t, "main", "B")
+	if _, _, err := fx.m.Join(ctx, fx.link(t, "main"), "C", "", newFakePeer()); !errors.Is(err, rooms.ErrRoomFull) {
+		t.Fatalf("a third participant: %v, want ErrRoomFull", err)
+	}
+	host, _, err := rooms.CreateLink(ctx, fx.st, "main", rooms.RoleHost, "host", time.Hour, fx.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := fx.m.Join(ctx, host, "Hôte", "", newFakePeer()); err != nil {
+		t.Fatalf("the host, in a room full of participants: %v", err)
+	}
+	if _, _, err := fx.m.Join(ctx, host, "Hôte 2", "", newFakePeer()); !errors.Is(err, rooms.ErrRoomFull) {
+		t.Fatalf("a second host past the kept seat: %v, want ErrRoomFull", err)
+	}
+	viewer := func() string {
+		plain, hash := rooms.NewSecret()
+		if err := fx.st.CreateLink(ctx, rooms.Link{ID: rooms.NewID(), Hash: hash, Kind: rooms.KindGuest, Scope: "main", Role: "guest",
+			Label: "viewer", CreatedAt: fx.now, ExpiresAt: fx.now.Add(time.Hour), MaxUses: 5, WatchOnly: true}); err != nil {
+			t.Fatal(err)
+		}
+		return plain
+	}
+	if _, _, err := fx.m.Join(ctx, viewer(), "Spectateur", "", newFakePeer()); err != nil {
+		t.Fatalf("a watch-only guest in a room full of media: %v", err)
+	}
+	if _, _, err := fx.m.Join(ctx, viewer(), "Spectateur 2", "", newFakePeer()); !errors.Is(err, rooms.ErrRoomFull) {
+		t.Fatalf("a viewer past Viewers: %v, want ErrRoomFull", err)
 	}
 }
