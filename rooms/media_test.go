@@ -203,3 +203,37 @@ func TestCapacityKeepsAHostSeatAndCountsViewersApart(t *testing.T) {
 		t.Fatalf("a viewer past Viewers: %v, want ErrRoomFull", err)
 	}
 }
+
+// TestHostChoosesTheMode: a host moves a small room to the SFU and back;
+// "auto" gives the choice back to the server's rule. Without an SFU the
+// choice is refused.
+func TestHostChoosesTheMode(t *testing.T) {
+	media := newRecordingMedia()
+	fx := newFixture(t, rooms.Config{Capacity: 10, Media: media, Mode: rooms.ModeAuto, MeshMax: 4, MeshBack: 50 * time.Millisecond})
+	a, _, pa := fx.join(t, "main", "a")
+	b, _, _ := fx.join(t, "main", "b")
+	if err := a.ChooseMode(rooms.ModeSFU); err != nil {
+		t.Fatal(err)
+	}
+	if got := modeOf(t, pa.take()); got != protocol.ModeSFU {
+		t.Fatalf("told %q, want sfu", got)
+	}
+	media.await(t, a.ID, b.ID)
+	b.Leave() // chosen, not auto: a room of one stays in the SFU
+	time.Sleep(120 * time.Millisecond)
+	if fx.m.Mode("main") != protocol.ModeSFU {
+		t.Fatal("a chosen SFU room went back to the mesh on its own")
+	}
+	if err := a.ChooseMode(rooms.ModeAuto); err != nil {
+		t.Fatal(err)
+	}
+	if fx.m.Mode("main") != protocol.ModeMesh {
+		t.Fatal("auto with one member: not back to the mesh")
+	}
+	media.await(t) // detached after MeshBack
+	plain := newFixture(t, rooms.Config{Capacity: 10})
+	c, _, _ := plain.join(t, "main", "c")
+	if err := c.ChooseMode(rooms.ModeSFU); !errors.Is(err, rooms.ErrNoSFU) {
+		t.Fatalf("sfu chosen without an SFU: %v, want ErrNoSFU", err)
+	}
+}

@@ -142,10 +142,12 @@ type room struct {
 	presInst  string
 	// lobby holds the guests of this instance waiting to be admitted.
 	lobby map[string]*Waiter
-	// mode is the room's media mode (media.go); back, when set, takes
-	// an SFU room back to the mesh.
-	mode string
-	back *time.Timer
+	// mode is the room's media mode (media.go); chosen is a host's
+	// choice of rule ("" for the server's); back, when set, takes an SFU
+	// room back to the mesh.
+	mode   string
+	chosen string
+	back   *time.Timer
 }
 
 // Member is a seat in a room. Its peer is nil while its socket is away
