@@ -39,9 +39,9 @@ type Event struct {
 // current "changed" channel before testing their condition, so a change
 // between the test and the select is never missed.
 type tracker struct {
-	mu      sync.Mutex
-	events  []Event
-	rtp     map[string]int // RTP packets received per remote peer
+	mu     sync.Mutex
+	events []Event
+	rtp    map[string]int // RTP packets received per remote peer
 	// last and gap: when the latest packet from each peer came, and the
 	// longest silence between two of its packets, whichever path they
 	// took (mesh or SFU): a switch must not freeze a face.
