@@ -2,10 +2,14 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v4"
 
 	"crisisroom/protocol"
 	"crisisroom/rooms"
@@ -179,5 +183,143 @@ func TestMeshToSFUAndBack(t *testing.T) {
 		for _, c := range cs {
 			c.ResetGaps()
 		}
+	}
+}
+
+// TestRelayOnlySFURoom: with --ice-policy relay the members reach the SFU
+// only through the built-in TURN relay, and the room still works in SFU
+// mode.
+func TestRelayOnlySFURoom(t *testing.T) {
+	cfg := sfuConfig(t, 4)
+	cfg.RoomMode = "sfu"
+	cfg.ICEPolicy = "relay"
+	cfg.TURNEnabled = true
+	cfg.TURNListenUDP, cfg.TURNListenTCP = "127.0.0.1:0", ""
+	cfg.TURNAllowPeers = []string{"127.0.0.0/8"} // the SFU is on loopback here
+	a, srv := startApp(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var cs []*rtcpeer.Client
+	for i := range 3 {
+		link, err := a.NewRoomLink(ctx, MainRoom, rooms.RoleParticipant, "relay", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		se := turnserver.SettingEngine()
+		c, err := rtcpeer.Dial(ctx, rtcpeer.Options{URL: srv.URL, Token: link[strings.Index(link, "#t=")+3:], Name: fmt.Sprintf("r%d", i),
+			Config: rtcpeer.Config{Settings: rtcpeer.Loopback(&se), RelayOnly: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		if j := c.Joined(); j.ICETransportPolicy != "relay" || j.Mode != protocol.ModeSFU {
+			t.Fatalf("joined with policy %q in mode %q", j.ICETransportPolicy, j.Mode)
+		}
+		cs = append(cs, c)
+	}
+	waitMedia(ctx, t, cs, 20, true)
+	for _, c := range cs {
+		pair, err := c.SFUPair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pair.Local.Typ != webrtc.ICECandidateTypeRelay {
+			t.Errorf("%s reaches the SFU through a %s candidate, want relay", c.ID(), pair.Local.Typ)
+		}
+	}
+}
+
+// wsAsk sends one message and returns the error the server answers it
+// with ("" when the next frame is no error about it).
+func wsAsk(t *testing.T, ws *websocket.Conn, typ, id string, data any) protocol.Error {
+	t.Helper()
+	if err := ws.WriteMessage(websocket.TextMessage, protocol.Encode(typ, id, data)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		env, err := wsRead(ws)
+		if err != nil {
+			t.Fatalf("%s: no answer: %v", typ, err)
+		}
+		if env.Type == protocol.TypeError && env.ID == id {
+			var e protocol.Error
+			if err := json.Unmarshal(env.Data, &e); err != nil {
+				t.Fatal(err)
+			}
+			return e
+		}
+	}
+}
+
+// TestSFUBadInput: SFU messages in a mesh room, an up offer with fifty
+// media sections, one with a codec the SFU does not forward, and a
+// watch-only member's up offer each get a clear error; the room carries
+// on (the members still receive each other through the SFU).
+func TestSFUBadInput(t *testing.T) {
+	cfg := sfuConfig(t, 4)
+	a, srv := startApp(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	link := func(role string) string {
+		l, err := a.NewRoomLink(ctx, MainRoom, role, "bad", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l[strings.Index(l, "#t=")+3:]
+	}
+	ws := wsDial(t, srv.URL, nil)
+	defer ws.Close()
+	if !wsJoin(t, ws, link(rooms.RoleParticipant)) {
+		t.Fatal("not seated")
+	}
+	offer := protocol.SFU{PC: "up", Kind: "offer", SDP: "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}
+	if e := wsAsk(t, ws, protocol.TypeSFU, "m1", offer); e.Code != protocol.ErrWrongMode {
+		t.Fatalf("sfu in a mesh room: %+v, want wrong_mode", e)
+	}
+	host := sfuDial(ctx, t, a, srv.URL, "hôte", rooms.RoleHost)
+	other := sfuDial(ctx, t, a, srv.URL, "autre", rooms.RoleParticipant)
+	if err := host.ChooseMode(protocol.ModeSFU); err != nil {
+		t.Fatal(err)
+	}
+	waitMedia(ctx, t, []*rtcpeer.Client{host, other}, 10, false)
+	media := "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:%d\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\na=setup:actpass\r\n"
+	fifty := offer.SDP
+	for i := range 50 {
+		fifty += fmt.Sprintf(media, i)
+	}
+	h264 := offer.SDP + strings.ReplaceAll(fmt.Sprintf(media, 0), "VP8/90000", "H264/90000")
+	for _, c := range []struct{ name, sdp, want string }{
+		{"fifty media sections", fifty, "media sections"},
+		{"an unknown codec", h264, "codec"},
+	} {
+		e := wsAsk(t, ws, protocol.TypeSFU, "bad-"+c.name, protocol.SFU{PC: "up", Kind: "offer", SDP: c.sdp})
+		if e.Code != protocol.ErrInvalid || !strings.Contains(e.Message, c.want) {
+			t.Errorf("%s: %+v, want invalid saying %q", c.name, e, c.want)
+		}
+	}
+	viewer := wsDial(t, srv.URL, nil)
+	defer viewer.Close()
+	plain, hash := rooms.NewSecret()
+	if err := a.be.Store.CreateLink(ctx, rooms.Link{ID: rooms.NewID(), Hash: hash, Kind: rooms.KindGuest, Scope: MainRoom, Role: "guest",
+		Label: "viewer", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour), MaxUses: 2, WatchOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !wsJoin(t, viewer, plain) {
+		t.Fatal("viewer not seated")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		e := wsAsk(t, viewer, protocol.TypeSFU, "v1", protocol.SFU{PC: "up", Kind: "offer", SDP: fmt.Sprintf(offer.SDP+media, 0)})
+		if e.Code == protocol.ErrInvalid && strings.Contains(e.Message, "publish") {
+			break
+		}
+		if e.Code != protocol.ErrWrongMode || time.Now().After(deadline) {
+			t.Fatalf("a watch-only member's up offer: %+v, want invalid saying it may not publish", e)
+		}
+		time.Sleep(50 * time.Millisecond) // attached a moment after its seat
+	}
+	before := host.RTPCount(other.ID())
+	if err := host.WaitRTP(ctx, other.ID(), before+50); err != nil {
+		t.Fatalf("the room stopped after the bad input: %v", err)
 	}
 }

@@ -384,3 +384,20 @@ func (c *Client) roomPeers() []string {
 func (c *Client) ChooseMode(mode string) error {
 	return c.send(protocol.TypeMode, protocol.Mode{Mode: mode})
 }
+
+// SFUPair is the candidate pair of the down connection with the SFU.
+func (c *Client) SFUPair() (*webrtc.ICECandidatePair, error) {
+	c.mu.Lock()
+	side := c.sfu
+	c.mu.Unlock()
+	if side == nil {
+		return nil, errors.New("rtcpeer: no SFU connection")
+	}
+	side.mu.Lock()
+	pc := side.down
+	side.mu.Unlock()
+	if pc == nil || pc.SCTP() == nil {
+		return nil, errors.New("rtcpeer: no down connection yet")
+	}
+	return pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+}
