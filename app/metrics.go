@@ -90,6 +90,9 @@ func (m *metrics) live(a *App, sig *signaling.Metrics) {
 	if a.Decl != nil {
 		m.reg.MustRegister(newSyncCollector(a.Decl))
 	}
+	if a.media != nil {
+		m.reg.MustRegister(newSFUCollector(a))
+	}
 }
 
 // roomsCollector counts the rooms with someone seated on this instance and

@@ -101,11 +101,21 @@ func TestEightPeersEndInTheSFU(t *testing.T) {
 			t.Errorf("%s still has %d mesh links in an SFU room", c.ID(), got)
 		}
 	}
-	var stats string
-	for _, st := range a.media.stats() {
-		stats += fmt.Sprintf("%s: %d publishers, %d subscribers, %d packets in, %d out; ", st.Room, st.Publishers, st.Subscribers, st.PacketsIn, st.PacketsOut)
+	m := scrape(t, a)
+	for series, min := range map[string]float64{
+		`crisisroom_room_mode{mode="sfu",room="main"}`:                  1,
+		`crisisroom_sfu_publishers{room="main"}`:                        8,
+		`crisisroom_sfu_subscribers{room="main"}`:                       8,
+		`crisisroom_sfu_packets_in_total{room="main"}`:                  100,
+		`crisisroom_sfu_packets_out_total{room="main"}`:                 700,
+		`crisisroom_sfu_bits_out_total{room="main"}`:                    700 * 8 * 12,
+		`crisisroom_sfu_dropped_packets_total{room="main",why="stuck"}`: 0,
+	} {
+		if v, ok := m[series]; !ok || v < min {
+			t.Errorf("metrics: %s = %v (present %v), want at least %v", series, v, ok, min)
+		}
 	}
-	t.Log(stats)
+	t.Logf("SFU metrics: %v packets in, %v out", m[`crisisroom_sfu_packets_in_total{room="main"}`], m[`crisisroom_sfu_packets_out_total{room="main"}`])
 }
 
 // TestMeshToSFUAndBack: four members in a mesh call; a host moves the room
