@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"fmt"
+	"github.com/pion/rtcp"
 	"strings"
 	"testing"
 	"time"
@@ -139,4 +140,57 @@ func TestSpeaking(t *testing.T) {
 	start = time.Now()
 	expect("a false")
 	t.Logf("silent after %v", time.Since(start))
+}
+
+func TestSourceSwitchContinuity(t *testing.T) {
+	s := newTestSFU(t, Config{})
+	r := s.Room("r")
+	a := newClient(t, r, "a", JoinOptions{Publish: true})
+	a.videoPPS = 30
+	a.publish()
+	b := newClient(t, r, "b", JoinOptions{})
+	waitFor(t, 10*time.Second, "b receives a", func() bool { return received(b, []*client{a}, 10) })
+	before := b.count("a/video")
+	a.publish() // reconnect: a new up connection, the old one closed
+	waitFor(t, 10*time.Second, "b receives a's new source", func() bool { return b.count("a/video") > before+20 })
+	waitFor(t, 5*time.Second, "keyframe request reached the new source", func() bool { return a.plis.Load() > 0 })
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, k := range []string{"a/video", "a/audio"} {
+		t.Logf("%s: %d packets, SSRCs %v, max seq jump %d", k, b.got[k], b.ssrcs[k], b.maxJump[k])
+		if len(b.ssrcs[k]) != 1 {
+			t.Errorf("%s: the forwarded track changed: SSRCs %v", k, b.ssrcs[k])
+		}
+		if b.maxJump[k] > 3 {
+			t.Errorf("%s: sequence jumped by %d", k, b.maxJump[k])
+		}
+	}
+}
+
+func TestKeyframeRequestRateLimit(t *testing.T) {
+	s := newTestSFU(t, Config{})
+	r := s.Room("r")
+	a := newClient(t, r, "a", JoinOptions{Publish: true})
+	a.publish()
+	b := newClient(t, r, "b", JoinOptions{})
+	waitFor(t, 10*time.Second, "b receives a", func() bool { return received(b, []*client{a}, 5) })
+	time.Sleep(700 * time.Millisecond) // out of any earlier interval
+	b.mu.Lock()
+	ssrc := b.remote["a/video"]
+	b.mu.Unlock()
+	base := a.plis.Load()
+	for range 20 {
+		if err := b.down.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	first := a.plis.Load() - base
+	time.Sleep(700 * time.Millisecond)
+	total := a.plis.Load() - base
+	t.Logf("20 PLIs in ~100 ms: %d upstream within 400 ms, %d within 1.1 s", first, total)
+	if first != 1 || total != 2 {
+		t.Errorf("upstream keyframe requests: %d then %d, want 1 then 2", first, total)
+	}
 }
