@@ -120,17 +120,17 @@ func (m *Manager) beforeSeatLocked(r *room, mem *Member) {
 // afterSeatLocked: a member was seated; in an SFU room it is attached.
 func (m *Manager) afterSeatLocked(r *room, mem *Member) {
 	if m.cfg.Media != nil && m.cl == nil && r.mode == ModeSFU {
-		go m.attach(mem)
+		m.attachLocked(mem)
 	}
 }
 
 // afterRemoveLocked: a member left. An auto room in SFU mode goes back to
 // the mesh once it has had two or fewer members with media for MeshBack.
 func (m *Manager) afterRemoveLocked(r *room, mem *Member) {
-	if mem.media != nil || mem.mediaJoining {
+	if mem.media != nil {
 		mem.media = nil
 		go m.cfg.Media.Leave(r.name, mem.ID)
-	}
+	} // one being attached is left by attach, which sees it gone
 	if r.mode != ModeSFU || m.policyLocked(r) != ModeAuto || r.mediaMembersLocked() > 2 || r.back != nil {
 		return
 	}
@@ -161,27 +161,41 @@ func (m *Manager) setModeLocked(r *room, mode, why string) {
 	}
 	for _, o := range r.members {
 		if mode == ModeSFU {
-			go m.attach(o)
+			m.attachLocked(o)
 		} else if o.media != nil {
 			go m.detachLater(o)
 		}
 	}
 }
 
+// attachLocked starts attaching a member to the SFU. Its mediaReady is
+// set at once, under the lock that told the member the mode: an up offer
+// the member sends as soon as it hears "sfu" waits for the attachment
+// instead of finding none.
+func (m *Manager) attachLocked(mem *Member) {
+	if mem.gone || mem.inst != "" || mem.media != nil || mem.mediaReady != nil {
+		return
+	}
+	ready := make(chan struct{})
+	mem.mediaReady = ready
+	go m.attach(mem, ready)
+}
+
 // attach joins a member to the SFU if its room is (still) in SFU mode.
-func (m *Manager) attach(mem *Member) {
+func (m *Manager) attach(mem *Member, ready chan struct{}) {
+	defer close(ready)
 	m.mu.Lock()
 	r := m.rooms[mem.Room]
-	if mem.gone || mem.inst != "" || mem.media != nil || mem.mediaJoining || r == nil || r.mode != ModeSFU {
+	if mem.gone || r == nil || r.mode != ModeSFU {
+		mem.mediaReady = nil
 		m.mu.Unlock()
 		return
 	}
-	mem.mediaJoining = true
 	m.mu.Unlock()
 	sess, err := m.cfg.Media.Join(mem.Room, mem.ID, !mem.watchOnly, mem.sendSFU)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	mem.mediaJoining = false
+	mem.mediaReady = nil
 	if err != nil {
 		m.log.Error("sfu: member not attached", "room", mem.Room, "member", mem.ID, "err", err)
 		return
@@ -224,8 +238,17 @@ func (mem *Member) sendSFU(s protocol.SFU) {
 func (mem *Member) SFU(s protocol.SFU) error {
 	m := mem.m
 	m.mu.Lock()
-	sess, gone := mem.media, mem.gone
+	sess, gone, ready := mem.media, mem.gone, mem.mediaReady
 	m.mu.Unlock()
+	if sess == nil && ready != nil { // being attached: the room just moved
+		select {
+		case <-ready:
+		case <-time.After(attachWait):
+		}
+		m.mu.Lock()
+		sess, gone = mem.media, mem.gone
+		m.mu.Unlock()
+	}
 	switch {
 	case gone:
 		return ErrLeft
@@ -234,6 +257,10 @@ func (mem *Member) SFU(s protocol.SFU) error {
 	}
 	return sess.Signal(s)
 }
+
+// attachWait bounds how long a member's SFU message waits for its
+// attachment (peer connections are being made).
+const attachWait = 10 * time.Second
 
 // SetSpeaking is the SFU's reading of who speaks (RFC 6464 audio levels),
 // told to the room as the member's state, as a page does in the mesh.

@@ -183,9 +183,9 @@ type Member struct {
 	// the cluster link.
 	inst string
 	// media is the member's SFU attachment while its room is in SFU mode
-	// (media.go); mediaJoining while it is being made.
-	media        MediaSession
-	mediaJoining bool
+	// (media.go); mediaReady, while it is being made, closes when it is.
+	media      MediaSession
+	mediaReady chan struct{}
 }
 
 // Entry is a request for a seat whose credential the caller has resolved
