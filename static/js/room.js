@@ -114,8 +114,11 @@ export class RoomApp {
       closeLink: (id) => { this.links.get(id)?.close(); this.links.delete(id); },
       showing: (id, stream) => {
         this.speaker.watch(id, stream);
+        const tile = this.grid.get(id);
+        const via = stream === this.links.get(id)?.remoteStream ? 'mesh' : 'sfu';
+        if (tile) tile.el.dataset.via = via; // which path the tile shows (tests read it)
         // Through the SFU there is no link of theirs to tell its state: a playing stream says enough.
-        if (this.modes.mode === 'sfu') this.grid.get(id)?.setConn('connected');
+        if (via === 'sfu') tile?.setConn('connected');
       },
       onMode: () => showMode(this.i18n, this.modes.mode),
       log: (msg, err) => console.debug(`[sfu] ${msg}`, err ?? ''),
