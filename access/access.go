@@ -63,6 +63,7 @@ const (
 	RoomPresent  Action = "room.present"  // lead the map (presenter, view)
 	RoomAnnotate Action = "room.annotate" // draw on the map
 	RoomAdmit    Action = "room.admit"    // admit or refuse guests waiting in the lobby
+	RoomMode     Action = "room.mode"     // choose the room's media mode (mesh, SFU, automatic)
 
 	MapWatch Action = "map.watch" // the live map's figures and annotations
 
@@ -98,6 +99,7 @@ var matrix = map[Action][]Role{
 	RoomPresent:  {Admin, Operator},
 	RoomAnnotate: {Admin, Operator, Participant, Guest},
 	RoomAdmit:    {Admin, Operator},
+	RoomMode:     {Admin, Operator},
 
 	MapWatch: {Admin, Operator, Participant, Guest, Observer},
 

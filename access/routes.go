@@ -155,6 +155,7 @@ var messages = map[string]Action{
 	"map-view":        RoomPresent,
 	"annotate":        RoomAnnotate,
 	"admit":           RoomAdmit,
+	"mode":            RoomMode,
 	"subscribe:map":   MapWatch,
 	"unsubscribe:map": MapWatch,
 	"resync:map":      MapWatch,

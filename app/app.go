@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -62,6 +63,7 @@ type App struct {
 	// links remembers the links bearer tokens resolved to (linkcache.go).
 	links   *linkCache
 	handler http.Handler // the routes, built once by New
+	media   *sfuMedia    // the rooms' SFU; nil when every room stays a mesh
 }
 
 // cluster tells whether other instances may share the store and the bus
@@ -100,8 +102,19 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 	if err != nil {
 		return nil, err
 	}
+	var media rooms.Media
+	if cfg.RoomMode != "mesh" && !a.cluster() {
+		// A cluster's rooms stay meshes until a room's SFU has a home
+		// instance (issue 13).
+		a.media = newSFUMedia(cfg, log.With("component", "sfu"), func(room, member string, on bool) { a.Rooms.SetSpeaking(room, member, on) })
+		media = a.media
+	}
 	a.Rooms = rooms.NewManager(rooms.Config{
 		Capacity:           cfg.RoomCapacity,
+		Viewers:            cfg.RoomViewers,
+		Mode:               cfg.RoomMode,
+		MeshMax:            cfg.MeshMax,
+		Media:              media,
 		ResumeWindow:       cfg.ResumeWindow,
 		ICEServers:         a.turn.iceServers,
 		ICETransportPolicy: cfg.ICEPolicy,
@@ -198,6 +211,20 @@ func RoomURL(base, room, token string) string {
 	return base + "/r/" + room + "#t=" + token
 }
 
+// ListenMedia opens the SFU's ports now (serve does at start, so that a
+// port taken is an error then, not at the first large briefing). It does
+// nothing when every room stays a mesh.
+func (a *App) ListenMedia() (udp, tcp net.Addr, err error) {
+	if a.media == nil {
+		return nil, nil, nil
+	}
+	s, err := a.media.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.UDPAddr(), s.TCPAddr(), nil
+}
+
 // Handler returns the HTTP handler of the whole server.
 func (a *App) Handler() http.Handler { return a.handler }
 
@@ -218,6 +245,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.stopMainlog()
 	a.stopSweep()
 	a.turn.close()
+	if a.media != nil {
+		a.media.close()
+	}
 	if a.Decl != nil {
 		a.Decl.Close() // after the batch in flight; nothing acknowledged is lost
 	}

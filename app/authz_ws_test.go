@@ -28,6 +28,7 @@ var expectedWS = map[string]string{
 	"answer":          "AOPGW",
 	"candidate":       "AOPGW",
 	"sfu":             "AOPGW",
+	"mode":            "AO",
 	"state":           "AOPGW",
 	"chat":            "AOPGW",
 	"presenter":       "AO",
@@ -66,6 +67,7 @@ func wsProbes() []wsProbe {
 		{"answer", protocol.TypeAnswer, protocol.SDP{To: "nobody", SDP: sdp}},
 		{"candidate", protocol.TypeCandidate, protocol.Candidate{To: "nobody", Candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host", SDPMid: &mid, SDPMLineIndex: &idx}},
 		{"sfu", protocol.TypeSFU, protocol.SFU{PC: "down", Kind: "candidate"}}, // a mesh room: wrong_mode, not forbidden
+		{"mode", protocol.TypeMode, protocol.Mode{Mode: protocol.ModeMesh}},
 		{"state", protocol.TypeState, protocol.PeerState{Audio: true}},
 		{"presenter", protocol.TypePresenter, protocol.Presenter{Take: true}},
 		{"map-view", protocol.TypeMapView, protocol.MapView{Center: [2]float64{47.7, -2.8}, Zoom: 9}},

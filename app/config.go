@@ -43,11 +43,12 @@ type Config struct {
 	// The rooms' media: peer to peer (mesh) or through the built-in
 	// selective forwarding unit (SFU), whose peers share one UDP and one
 	// TCP port; PublicIPs are the addresses it advertises (NAT 1:1).
-	RoomMode  string
-	MeshMax   int
-	SFUUDP    string
-	SFUTCP    string
-	PublicIPs []string
+	RoomMode    string
+	MeshMax     int
+	RoomViewers int
+	SFUUDP      string
+	SFUTCP      string
+	PublicIPs   []string
 
 	// ICE: STUN servers handed to browsers, an external TURN (coturn with
 	// use-auth-secret) and/or the built-in one.
@@ -104,6 +105,7 @@ func DefaultConfig() Config {
 		RoomCapacity:  6,
 		RoomMode:      "mesh",
 		MeshMax:       4,
+		RoomViewers:   300,
 		SFUUDP:        ":7882",
 		SFUTCP:        ":7882",
 		ResumeWindow:  30 * time.Second,
@@ -188,6 +190,7 @@ func (c *Config) Bind(fs *flag.FlagSet) func() error {
 	integer(&c.RoomCapacity, "room-capacity", "ROOM_CAPACITY", "largest room, in members who send media")
 	str(&c.RoomMode, "room-mode", "ROOM_MODE", "rooms' media: mesh (peer to peer), sfu (through the server) or auto (the SFU past --mesh-max)")
 	integer(&c.MeshMax, "mesh-max", "MESH_MAX", "auto mode: members with media a room holds as a mesh")
+	integer(&c.RoomViewers, "room-viewers", "ROOM_VIEWERS", "watch-only members a room holds besides --room-capacity")
 	str(&c.SFUUDP, "sfu-udp", "SFU_UDP", "the SFU's one UDP port (ICE), shared by every media connection")
 	str(&c.SFUTCP, "sfu-tcp", "SFU_TCP", "the SFU's ICE-TCP port, for networks without UDP (empty: off)")
 	list(&c.PublicIPs, "public-ip", "PUBLIC_IP", "IP addresses the SFU advertises (NAT 1:1; default: the interfaces')")
@@ -240,8 +243,11 @@ func (c *Config) Bind(fs *flag.FlagSet) func() error {
 
 // Validate checks the combination of settings.
 func (c *Config) Validate() error {
-	if c.RoomCapacity < 2 || c.RoomCapacity > 50 {
-		return fmt.Errorf("room-capacity %d: must be between 2 and 50", c.RoomCapacity)
+	if c.RoomCapacity < 2 || c.RoomCapacity > 100 {
+		return fmt.Errorf("room-capacity %d: must be between 2 and 100", c.RoomCapacity)
+	}
+	if c.RoomViewers < 1 || c.RoomViewers > 1000 {
+		return fmt.Errorf("room-viewers %d: between 1 and 1000", c.RoomViewers)
 	}
 	switch c.RoomMode {
 	case "auto", "mesh", "sfu":

@@ -66,7 +66,7 @@ const (
 	TypeLobbyList = "lobby-list" // LobbyList: server → members who may admit (latest wins)
 	TypeAdmit     = "admit"      // Admit: client → server
 	// selective forwarding unit (docs/protocol.md, "SFU mode")
-	TypeMode = "mode" // Mode: server → members when the room's media mode changes
+	TypeMode = "mode" // Mode: server → members when the room's media mode changes; a host → server to choose it
 	TypeSFU  = "sfu"  // SFU: both directions, the member's negotiation with the server's SFU
 )
 
@@ -307,9 +307,17 @@ type Joined struct {
 	Mode string `json:"mode"`
 }
 
-// Mode announces a room's media mode to its members.
+// Mode announces a room's media mode to its members (mesh or sfu). From a
+// host it chooses the mode: mesh, sfu, or auto (the server's rule).
 type Mode struct {
 	Mode string `json:"mode"`
+}
+
+func (m *Mode) Validate() error {
+	if m.Mode != ModeMesh && m.Mode != ModeSFU && m.Mode != "auto" {
+		return errors.New("mode: mesh, sfu or auto")
+	}
+	return nil
 }
 
 // SFU is one step of a member's negotiation with the server's SFU, on one
@@ -560,6 +568,8 @@ func payloadFor(typ string) (v Validator, ok bool) {
 		return &Admit{}, true
 	case TypeSFU:
 		return &SFU{}, true
+	case TypeMode:
+		return &Mode{}, true
 	}
 	return nil, false
 }

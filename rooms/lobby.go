@@ -216,7 +216,7 @@ func (mem *Member) Admit(ctx context.Context, id string, allow bool) error {
 		}
 		return nil
 	}
-	if allow && m.fullLocked(r) {
+	if allow && m.fullLocked(r, w.e.WatchOnly, w.e.Admitter) {
 		m.mu.Unlock()
 		return ErrRoomFull
 	}

@@ -41,10 +41,49 @@ const (
 // ErrWrongMode: an SFU message from a member of a room in mesh mode.
 var ErrWrongMode = errors.New("the room is not in SFU mode")
 
+// ErrNoSFU: a host chose the SFU on a server that has none (or a cluster,
+// whose rooms stay meshes for now).
+var ErrNoSFU = errors.New("this server has no SFU for its rooms")
+
+// policyLocked is the rule a room follows: the mode a host chose for it,
+// else the server's (Config.Mode).
+func (m *Manager) policyLocked(r *room) string {
+	if r.chosen != "" {
+		return r.chosen
+	}
+	return m.cfg.Mode
+}
+
+// ChooseMode is a host's choice of its room's media mode: ModeMesh,
+// ModeSFU, or ModeAuto (the server's rule, from the number of members).
+func (mem *Member) ChooseMode(mode string) error {
+	m := mem.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if mem.gone {
+		return ErrLeft
+	}
+	if m.cfg.Media == nil || m.cl != nil {
+		return ErrNoSFU
+	}
+	r := m.rooms[mem.Room]
+	r.chosen = mode
+	want := mode
+	if mode == ModeAuto {
+		want = ModeMesh
+		if r.mediaMembersLocked() > m.cfg.MeshMax {
+			want = ModeSFU
+		}
+	}
+	m.setModeLocked(r, want, "chosen by "+mem.Name)
+	return nil
+}
+
 // defaults of the mode's settings (Config).
 const (
 	defaultMeshMax  = 4
 	defaultMeshBack = 10 * time.Second
+	defaultViewers  = 300
 )
 
 // initialMode is a new room's mode.
@@ -73,7 +112,7 @@ func (m *Manager) beforeSeatLocked(r *room, mem *Member) {
 	if m.cfg.Media == nil || m.cl != nil || mem.watchOnly {
 		return
 	}
-	if r.mode == ModeMesh && m.cfg.Mode == ModeAuto && r.mediaMembersLocked()+1 > m.cfg.MeshMax {
+	if r.mode == ModeMesh && m.policyLocked(r) == ModeAuto && r.mediaMembersLocked()+1 > m.cfg.MeshMax {
 		m.setModeLocked(r, ModeSFU, "grew past the mesh")
 	}
 }
@@ -92,14 +131,14 @@ func (m *Manager) afterRemoveLocked(r *room, mem *Member) {
 		mem.media = nil
 		go m.cfg.Media.Leave(r.name, mem.ID)
 	}
-	if r.mode != ModeSFU || m.cfg.Mode != ModeAuto || r.mediaMembersLocked() > 2 || r.back != nil {
+	if r.mode != ModeSFU || m.policyLocked(r) != ModeAuto || r.mediaMembersLocked() > 2 || r.back != nil {
 		return
 	}
 	r.back = time.AfterFunc(m.cfg.MeshBack, func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		r.back = nil
-		if m.rooms[r.name] == r && r.mode == ModeSFU && r.mediaMembersLocked() <= 2 {
+		if m.rooms[r.name] == r && r.mode == ModeSFU && m.policyLocked(r) == ModeAuto && r.mediaMembersLocked() <= 2 {
 			m.setModeLocked(r, ModeMesh, "small again")
 		}
 	})

@@ -1,6 +1,7 @@
 package rooms_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -163,5 +164,76 @@ func TestMeshModeStays(t *testing.T) {
 				t.Fatalf("mode %q with %+v, want mesh", joined.Mode, cfg)
 			}
 		}
+	}
+}
+
+// TestCapacityKeepsAHostSeatAndCountsViewersApart: members with media
+// fill Capacity, then only a host gets in (the seat kept for hosts);
+// watch-only members are counted apart, up to Viewers.
+func TestCapacityKeepsAHostSeatAndCountsViewersApart(t *testing.T) {
+	fx := newFixture(t, rooms.Config{Capacity: 2, Viewers: 1})
+	ctx := context.Background()
+	fx.join(t, "main", "A")
+	fx.join(t, "main", "B")
+	if _, _, err := fx.m.Join(ctx, fx.link(t, "main"), "C", "", newFakePeer()); !errors.Is(err, rooms.ErrRoomFull) {
+		t.Fatalf("a third participant: %v, want ErrRoomFull", err)
+	}
+	host, _, err := rooms.CreateLink(ctx, fx.st, "main", rooms.RoleHost, "host", time.Hour, fx.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := fx.m.Join(ctx, host, "Hôte", "", newFakePeer()); err != nil {
+		t.Fatalf("the host, in a room full of participants: %v", err)
+	}
+	if _, _, err := fx.m.Join(ctx, host, "Hôte 2", "", newFakePeer()); !errors.Is(err, rooms.ErrRoomFull) {
+		t.Fatalf("a second host past the kept seat: %v, want ErrRoomFull", err)
+	}
+	viewer := func() string {
+		plain, hash := rooms.NewSecret()
+		if err := fx.st.CreateLink(ctx, rooms.Link{ID: rooms.NewID(), Hash: hash, Kind: rooms.KindGuest, Scope: "main", Role: "guest",
+			Label: "viewer", CreatedAt: fx.now, ExpiresAt: fx.now.Add(time.Hour), MaxUses: 5, WatchOnly: true}); err != nil {
+			t.Fatal(err)
+		}
+		return plain
+	}
+	if _, _, err := fx.m.Join(ctx, viewer(), "Spectateur", "", newFakePeer()); err != nil {
+		t.Fatalf("a watch-only guest in a room full of media: %v", err)
+	}
+	if _, _, err := fx.m.Join(ctx, viewer(), "Spectateur 2", "", newFakePeer()); !errors.Is(err, rooms.ErrRoomFull) {
+		t.Fatalf("a viewer past Viewers: %v, want ErrRoomFull", err)
+	}
+}
+
+// TestHostChoosesTheMode: a host moves a small room to the SFU and back;
+// "auto" gives the choice back to the server's rule. Without an SFU the
+// choice is refused.
+func TestHostChoosesTheMode(t *testing.T) {
+	media := newRecordingMedia()
+	fx := newFixture(t, rooms.Config{Capacity: 10, Media: media, Mode: rooms.ModeAuto, MeshMax: 4, MeshBack: 50 * time.Millisecond})
+	a, _, pa := fx.join(t, "main", "a")
+	b, _, _ := fx.join(t, "main", "b")
+	if err := a.ChooseMode(rooms.ModeSFU); err != nil {
+		t.Fatal(err)
+	}
+	if got := modeOf(t, pa.take()); got != protocol.ModeSFU {
+		t.Fatalf("told %q, want sfu", got)
+	}
+	media.await(t, a.ID, b.ID)
+	b.Leave() // chosen, not auto: a room of one stays in the SFU
+	time.Sleep(120 * time.Millisecond)
+	if fx.m.Mode("main") != protocol.ModeSFU {
+		t.Fatal("a chosen SFU room went back to the mesh on its own")
+	}
+	if err := a.ChooseMode(rooms.ModeAuto); err != nil {
+		t.Fatal(err)
+	}
+	if fx.m.Mode("main") != protocol.ModeMesh {
+		t.Fatal("auto with one member: not back to the mesh")
+	}
+	media.await(t) // detached after MeshBack
+	plain := newFixture(t, rooms.Config{Capacity: 10})
+	c, _, _ := plain.join(t, "main", "c")
+	if err := c.ChooseMode(rooms.ModeSFU); !errors.Is(err, rooms.ErrNoSFU) {
+		t.Fatalf("sfu chosen without an SFU: %v, want ErrNoSFU", err)
 	}
 }

@@ -37,9 +37,11 @@ type Peer interface {
 
 // Config of a Manager.
 type Config struct {
-	// Capacity is the largest mesh we allow: each member sends its video to
-	// every other, so uplink cost grows with the room.
+	// Capacity is the most members with media a room holds (one more
+	// seat is kept for hosts); watch-only members are counted apart,
+	// up to Viewers (default 300).
 	Capacity int
+	Viewers  int
 	// ResumeWindow is how long a member whose socket dropped keeps its seat.
 	ResumeWindow time.Duration
 	// ICEServers returns the ICE servers for one member (TURN credentials
@@ -113,6 +115,9 @@ func NewManager(cfg Config, st Store, log *slog.Logger) *Manager {
 	if cfg.Mode == "" {
 		cfg.Mode = ModeAuto
 	}
+	if cfg.Viewers <= 0 {
+		cfg.Viewers = defaultViewers
+	}
 	if cfg.MeshMax <= 0 {
 		cfg.MeshMax = defaultMeshMax
 	}
@@ -137,10 +142,12 @@ type room struct {
 	presInst  string
 	// lobby holds the guests of this instance waiting to be admitted.
 	lobby map[string]*Waiter
-	// mode is the room's media mode (media.go); back, when set, takes
-	// an SFU room back to the mesh.
-	mode string
-	back *time.Timer
+	// mode is the room's media mode (media.go); chosen is a host's
+	// choice of rule ("" for the server's); back, when set, takes an SFU
+	// room back to the mesh.
+	mode   string
+	chosen string
+	back   *time.Timer
 }
 
 // Member is a seat in a room. Its peer is nil while its socket is away
@@ -315,7 +322,7 @@ func (m *Manager) roomForOne(e Entry) error {
 	if m.revokedLocked(e.Principal) {
 		return ErrRevoked
 	}
-	if r := m.rooms[e.Room]; r != nil && m.fullLocked(r) {
+	if r := m.rooms[e.Room]; r != nil && m.fullLocked(r, e.WatchOnly, e.Admitter) {
 		return ErrRoomFull
 	}
 	return nil
@@ -344,7 +351,7 @@ func (m *Manager) seat(ctx context.Context, e Entry, w *Waiter) (*Member, error)
 	r := m.roomLocked(e.Room)
 	// In cluster mode the count includes the other instances' members, but
 	// two instances seating the last place at once may both succeed.
-	if m.fullLocked(r) {
+	if m.fullLocked(r, e.WatchOnly, e.Admitter) {
 		m.mu.Unlock()
 		return nil, ErrRoomFull
 	}
@@ -736,6 +743,24 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-// fullLocked tells whether r has no seat left: its members (here and, in
-// cluster mode, elsewhere) and the seats being proposed.
-func (m *Manager) fullLocked(r *room) bool { return len(r.members)+r.pending >= m.cfg.Capacity }
+// fullLocked tells whether r has no seat left for an entry: members with
+// media (here and, in cluster mode, elsewhere, and the seats being
+// proposed) count against Capacity, watch-only ones against Viewers. One
+// seat past Capacity is kept for those who run the room (admitters):
+// guests can never fill a room to the point that its hosts are refused.
+func (m *Manager) fullLocked(r *room, watchOnly, admitter bool) bool {
+	viewers := 0
+	for _, o := range r.members {
+		if o.watchOnly {
+			viewers++
+		}
+	}
+	if watchOnly {
+		return viewers >= m.cfg.Viewers
+	}
+	limit := m.cfg.Capacity
+	if admitter {
+		limit++
+	}
+	return len(r.members)-viewers+r.pending >= limit
+}

@@ -39,14 +39,19 @@ type Event struct {
 // current "changed" channel before testing their condition, so a change
 // between the test and the select is never missed.
 type tracker struct {
-	mu      sync.Mutex
-	events  []Event
-	rtp     map[string]int // RTP packets received per remote peer
+	mu     sync.Mutex
+	events []Event
+	rtp    map[string]int // RTP packets received per remote peer
+	// last and gap: when the latest packet from each peer came, and the
+	// longest silence between two of its packets, whichever path they
+	// took (mesh or SFU): a switch must not freeze a face.
+	last    map[string]time.Time
+	gap     map[string]time.Duration
 	changed chan struct{}
 }
 
 func newTracker() *tracker {
-	return &tracker{rtp: map[string]int{}, changed: make(chan struct{})}
+	return &tracker{rtp: map[string]int{}, last: map[string]time.Time{}, gap: map[string]time.Duration{}, changed: make(chan struct{})}
 }
 
 // notifyLocked wakes every waiter. Called with t.mu held.
@@ -69,6 +74,11 @@ func (t *tracker) packet(peer string, first bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.rtp[peer]++
+	now := time.Now()
+	if last, ok := t.last[peer]; ok && now.Sub(last) > t.gap[peer] {
+		t.gap[peer] = now.Sub(last)
+	}
+	t.last[peer] = now
 	if first {
 		t.events = append(t.events, Event{Kind: EventFirstRTP, Peer: peer, At: time.Now()})
 	}
@@ -156,6 +166,20 @@ func (n *Node) WaitEvent(ctx context.Context, kind Kind, peer, detail string) (E
 		return false
 	})
 	return found, err
+}
+
+// MaxGap is the longest time between two RTP packets from peer so far.
+func (n *Node) MaxGap(peer string) time.Duration {
+	n.t.mu.Lock()
+	defer n.t.mu.Unlock()
+	return n.t.gap[peer]
+}
+
+// ResetGaps forgets the gaps measured so far (from now on).
+func (n *Node) ResetGaps() {
+	n.t.mu.Lock()
+	defer n.t.mu.Unlock()
+	clear(n.t.gap)
 }
 
 // WaitRTP blocks until at least count RTP packets have arrived from peer.

@@ -378,3 +378,9 @@ func (c *Client) roomPeers() []string {
 	}
 	return out
 }
+
+// ChooseMode asks the server for the room's media mode (a host's
+// right): protocol.ModeMesh, protocol.ModeSFU or "auto".
+func (c *Client) ChooseMode(mode string) error {
+	return c.send(protocol.TypeMode, protocol.Mode{Mode: mode})
+}

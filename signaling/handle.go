@@ -24,6 +24,7 @@ var handlers = map[string]func(ss *session, env protocol.Envelope, p protocol.Va
 	protocol.TypeAnnotate:  annotate,
 	protocol.TypeAdmit:     admit,
 	protocol.TypeSFU:       sfu,
+	protocol.TypeMode:      chooseMode,
 }
 
 // grant is whom a message is decided for, and in which event: a member's
@@ -310,6 +311,15 @@ func sfu(ss *session, env protocol.Envelope, p protocol.Validator) error {
 		return &protocol.ProtocolError{Code: protocol.ErrWrongMode, Ref: env.ID, Msg: "sfu: the room is in mesh mode; negotiate with the other members (offer, answer)"}
 	case err != nil && !errors.Is(err, rooms.ErrLeft):
 		return &protocol.ProtocolError{Code: protocol.ErrInvalid, Ref: env.ID, Msg: "sfu: " + err.Error()}
+	}
+	return err
+}
+
+// chooseMode is a host's choice of the room's media mode.
+func chooseMode(ss *session, env protocol.Envelope, p protocol.Validator) error {
+	err := ss.member.ChooseMode(p.(*protocol.Mode).Mode)
+	if errors.Is(err, rooms.ErrNoSFU) {
+		return &protocol.ProtocolError{Code: protocol.ErrUnavailable, Ref: env.ID, Msg: "mode: this server has no SFU for its rooms (or runs as a cluster): the room stays a mesh"}
 	}
 	return err
 }

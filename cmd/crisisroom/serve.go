@@ -44,6 +44,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "Keep these links: they are shown once. `crisisroom links room main` prints new ones.")
 	}
 
+	udp, tcp, err := a.ListenMedia()
+	if err != nil {
+		_ = a.Shutdown(ctx)
+		return fmt.Errorf("the rooms' SFU (--sfu-udp, --sfu-tcp): %w", err)
+	}
+	if udp != nil {
+		log.Info("sfu listening", "udp", udp.String(), "tcp", fmt.Sprint(tcp), "room_mode", cfg.RoomMode, "mesh_max", cfg.MeshMax)
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -106,9 +107,10 @@ func TestAcrossInstances(t *testing.T) {
 			t.Fatalf("alice's state given to carol: %+v", p.State)
 		}
 	}
-	// Capacity counts the whole room.
+	// Capacity counts the whole room (a participant: one more seat is
+	// kept for hosts).
 	alice.p.expect(t, protocol.TypePeerJoined, &pj)
-	if _, err := w.tryJoin(a, "dave"); !errors.Is(err, rooms.ErrRoomFull) {
+	if _, _, err := a.m.Join(context.Background(), w.token(rooms.RoleParticipant), "dave", "1", newPeer()); !errors.Is(err, rooms.ErrRoomFull) {
 		t.Fatalf("a fourth member in a room of 3: %v", err)
 	}
 
