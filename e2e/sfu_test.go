@@ -146,8 +146,9 @@ func TestRoomMovesToSFU(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		eval[bool](pages[i], `(window.__resetStalls(), true)`)
 	}
+	prejoin(pages[4], srv.link(t, "p5"))
 	switchAt := time.Now()
-	join(pages[4], srv.link(t, "p5"), "Membre 5")
+	enter(pages[4], "Membre 5")
 	pages[0].waitFor("the SFU badge", `document.getElementById('mode-badge').dataset.mode === 'sfu'`, 15*time.Second)
 	toMode := time.Since(switchAt)
 	for i := 0; i < 5; i++ {
@@ -180,7 +181,7 @@ func TestRoomMovesToSFU(t *testing.T) {
 	for i := 0; i < total; i++ {
 		pages[i].waitFor("every other member through the SFU", viaSFU(total-1)+` && `+allPlaying(total-1), 40*time.Second)
 	}
-	for _, p := range pages[5:] {
+	for _, p := range pages[4:] {
 		if n := eval[int](p, `document.querySelectorAll('#grid .tile[data-negotiations]').length`); n != 0 {
 			t.Errorf("%s: joined an SFU room yet negotiated %d mesh links", p.name, n)
 		}
@@ -196,6 +197,18 @@ func TestRoomMovesToSFU(t *testing.T) {
 		}
 	}
 	t.Logf("all seven play every other's video after %v", time.Since(began).Round(time.Millisecond))
+	// Seven tiles fit the desktop page side by side, none over another.
+	l := eval[layout](pages[0], measureLayout)
+	for i, a := range l.Tiles {
+		if a.Bottom > l.ControlsTop+1 || a.Right > l.VW {
+			t.Errorf("desktop: tile %d out of the grid: %+v (controls at %.0f)", i, a, l.ControlsTop)
+		}
+		for _, b := range l.Tiles[i+1:] {
+			if a.Left < b.Right-1 && b.Left < a.Right-1 && a.Top < b.Bottom-1 && b.Top < a.Bottom-1 {
+				t.Errorf("desktop: tiles overlap: %+v and %+v", a, b)
+			}
+		}
+	}
 	screenshot(t, pages[0], dir, "sfu-desktop-1366x768.png")
 	screenshot(t, pages[6], dir, "sfu-phone-390x844.png")
 	for _, p := range pages {
