@@ -100,7 +100,8 @@ func probeTiles(p *page) []tileProbe {
 // four, six desktop pages and a phone join one by one; from the fifth the
 // room goes through the server's SFU without any reload, every page plays
 // every other's video, and the four that were in the mesh show no tile
-// frozen for more than a second across the switch.
+// frozen for more than a second across the switch. When five leave, the
+// two left go back to the mesh, again without a frozen tile.
 func TestRoomMovesToSFU(t *testing.T) {
 	began := time.Now()
 	browser := newBrowser(t)
@@ -211,7 +212,42 @@ func TestRoomMovesToSFU(t *testing.T) {
 	}
 	screenshot(t, pages[0], dir, "sfu-desktop-1366x768.png")
 	screenshot(t, pages[6], dir, "sfu-phone-390x844.png")
-	for _, p := range pages {
+
+	// Five leave; at two the room goes back to the mesh (10 s later):
+	// the lower id offers, the tiles swap back, the SFU connections close.
+	for _, p := range pages[2:] {
+		p.do("leave", 5*time.Second, chromedp.Click(chromedp.CSS("#ctl-leave")))
+	}
+	for _, p := range pages[:2] {
+		p.waitFor("the others gone", `document.querySelectorAll('#grid .tile:not(.self)').length === 1`, 10*time.Second)
+		eval[bool](p, `(window.__resetStalls(), true)`)
+	}
+	backAt := time.Now()
+	for _, p := range pages[:2] {
+		p.waitFor("the P2P badge", `document.getElementById('mode-badge').dataset.mode === 'mesh'`, 25*time.Second)
+	}
+	toMesh := time.Since(backAt)
+	for _, p := range pages[:2] {
+		p.waitFor("the tile back on the mesh, the SFU closed", `(() => {
+			const t = document.querySelector('#grid .tile:not(.self)');
+			return t.dataset.via === 'mesh' && window.__pcs.filter((pc) => pc.connectionState !== 'closed').length === 1;
+		})()`, 15*time.Second)
+	}
+	t.Logf("two left: mode mesh after %v, the tiles on the mesh and the SFU closed after %v",
+		toMesh.Round(time.Millisecond), time.Since(backAt).Round(time.Millisecond))
+	for _, p := range pages[:2] {
+		st := eval[map[string]int](p, `window.__stall`)
+		fst := eval[map[string]int](p, `window.__fstall`)
+		t.Logf("%s: back to the mesh, stalls (clock / frames): %v / %v", p.name, st, fst)
+		for id, ms := range fst {
+			if ms > 1000 || st[id] > 1000 {
+				t.Errorf("%s: %s's tile froze %d ms going back to the mesh", p.name, id, max(ms, st[id]))
+			}
+		}
+		assertPlaying(t, p)
+	}
+	screenshot(t, pages[0], dir, "sfu-back-to-mesh-desktop.png")
+	for _, p := range pages[:2] {
 		p.checkClean()
 	}
 }
