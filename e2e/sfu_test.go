@@ -29,7 +29,8 @@ const sfuPageScript = `(() => {
 	window.__stall = {};  // longest time a tile's currentTime stood still, by peer (ms)
 	window.__fstall = {}; // longest time without a new decoded frame, by peer (ms)
 	window.__seen = {};
-	window.__resetStalls = () => { window.__stall = {}; window.__fstall = {}; };
+	window.__fwhere = {}; // what the tile showed at its longest frame gap (tests' diagnosis)
+	window.__resetStalls = () => { window.__stall = {}; window.__fstall = {}; window.__fwhere = {}; };
 	setInterval(() => {
 		const now = performance.now();
 		for (const tile of document.querySelectorAll('#grid .tile:not(.self)')) {
@@ -42,7 +43,11 @@ const sfuPageScript = `(() => {
 			if (s.t !== v.currentTime) { s.t = v.currentTime; s.tAt = now; }
 			if (s.q !== q) { s.q = q; s.qAt = now; }
 			window.__stall[id] = Math.max(window.__stall[id] || 0, Math.round(now - s.tAt));
-			window.__fstall[id] = Math.max(window.__fstall[id] || 0, Math.round(now - s.qAt));
+			const gap = Math.round(now - s.qAt);
+			if (gap > (window.__fstall[id] || 0)) {
+				window.__fstall[id] = gap;
+				window.__fwhere[id] = (tile.dataset.via || 'mesh') + (tile.querySelector('video.next') ? '+next' : '');
+			}
 		}
 	}, 150);
 })();`
@@ -169,8 +174,8 @@ func TestRoomMovesToSFU(t *testing.T) {
 		for _, ms := range fst {
 			frames = max(frames, ms)
 		}
-		t.Logf("%s: across the switch, longest currentTime stall %d ms, longest gap between decoded frames %d ms (per tile: %v / %v)",
-			pages[i].name, longest, frames, st, fst)
+		t.Logf("%s: across the switch, longest currentTime stall %d ms, longest gap between decoded frames %d ms (per tile: %v / %v, during %v)",
+			pages[i].name, longest, frames, st, fst, eval[map[string]string](pages[i], `window.__fwhere`))
 		if longest > 1000 || frames > 1000 {
 			t.Errorf("%s: a tile froze across the switch (%d ms clock, %d ms frames; at most 1000)", pages[i].name, longest, frames)
 		}
@@ -212,6 +217,26 @@ func TestRoomMovesToSFU(t *testing.T) {
 	}
 	screenshot(t, pages[0], dir, "sfu-desktop-1366x768.png")
 	screenshot(t, pages[6], dir, "sfu-phone-390x844.png")
+
+	// The signaling socket drops and comes back within the resume window:
+	// the SFU connections (media goes through TURN, not this proxy) stay,
+	// and no page opens a new one.
+	outage := time.Now()
+	srv.proxy.setDown(true)
+	srv.proxy.cut()
+	time.Sleep(500 * time.Millisecond)
+	srv.proxy.setDown(false)
+	for _, p := range pages {
+		p.waitFor("the resumed session, the SFU kept", `document.getElementById('conn').dataset.resumes === '1' && document.getElementById('conn').dataset.status === 'open'
+			&& window.__pcs.filter((pc) => pc.connectionState !== 'closed').length === 2 && document.getElementById('mode-badge').dataset.mode === 'sfu'`, 20*time.Second)
+	}
+	for _, p := range pages {
+		p.waitFor("every video still playing", allPlaying(total-1), 10*time.Second)
+		if n := eval[int](p, `window.__pcs.length`); p != pages[0] && n > 6 {
+			t.Errorf("%s: %d peer connections made by now", p.name, n)
+		}
+	}
+	t.Logf("signaling outage in SFU mode healed in %v, SFU connections kept", time.Since(outage).Round(time.Millisecond))
 
 	// Five leave; at two the room goes back to the mesh (10 s later):
 	// the lower id offers, the tiles swap back, the SFU connections close.
