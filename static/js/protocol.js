@@ -52,9 +52,10 @@ export function shouldReconnect(code) {
  *   the map presenter's viewport ([latitude, longitude]) and selected commune
  * @typedef {{peer_id: string, role?: string, resume_token: string, room: string, capacity: number, peers: PeerInfo[],
  *   ice_servers: ICEServer[], resumed: boolean, resume_window_ms: number, ice_transport_policy?: string, presenter?: string, view?: MapView,
- *   watch_only?: boolean, can?: string[]}} Joined
+ *   watch_only?: boolean, can?: string[], mode?: string}} Joined
  *   watch_only: a guest who came with a "watch only" link: receive only, no annotations;
- *   can: the room actions this member may take ("room.admit", "room.annotate"…), to hide the others
+ *   can: the room actions this member may take ("room.admit", "room.annotate"…), to hide the others;
+ *   mode: the room's media, "mesh" (peer to peer) or "sfu" (through the server); "mode" messages tell its changes
  * @typedef {{id: string, name: string, since?: number, watch_only?: boolean, label?: string}} LobbyGuest
  *   one guest waiting in the lobby, as hosts see it (lobby-list)
  * @typedef {{to?: string, from?: string, sdp: string}} SDPMessage

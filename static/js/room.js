@@ -10,7 +10,11 @@ import { LocalMedia } from './media.js';
 import { SpeakerDetector } from './speaker.js';
 import { LiveMap } from './map.js';
 import { MainLog } from './mainlog.js';
-import { byId, find, Tile, Grid, renderPeople, ChatLog } from './ui.js';
+import { byId, find, Tile, Grid, renderPeople, ChatLog, showMode, showPanel, showUnread } from './ui.js';
+import { MediaModes } from './sfu.js';
+import { showFinal, relabelFinal, setConn } from './final.js';
+
+export { loginURL } from './final.js';
 import { LobbyHosts } from './lobby.js';
 import { GuestLinks } from './guests.js';
 
@@ -79,6 +83,7 @@ export class RoomApp {
     this.media = new LocalMedia({
       onTrack: (kind, track) => {
         for (const l of this.links.values()) void l.replaceTrack(kind, track);
+        this.modes.localChanged();
         this.grid.get(SELF)?.setStream(this.media.stream);
       },
       onChange: () => this.localChanged(),
@@ -97,6 +102,27 @@ export class RoomApp {
     this.icePolicy = 'all';
     /** @type {Map<string, PeerLink>} */
     this.links = new Map();
+    this.modes = new MediaModes({
+      send: (m) => { this.sig?.send('sfu', m); },
+      local: () => ({ audio: this.media.mic, video: this.media.camera, screen: this.media.screen }),
+      watchOnly: () => this.watchOnly,
+      selfId: () => this.selfId,
+      members: () => [...this.members.keys()],
+      tile: (id) => this.grid.get(id),
+      meshStream: (id) => this.links.get(id)?.remoteStream,
+      openLink: (id, initiator) => this.openLink(id, initiator),
+      closeLink: (id) => { this.links.get(id)?.close(); this.links.delete(id); },
+      showing: (id, stream) => {
+        this.speaker.watch(id, stream);
+        const tile = this.grid.get(id);
+        const via = stream === this.links.get(id)?.remoteStream ? 'mesh' : 'sfu';
+        if (tile) tile.el.dataset.via = via; // which path the tile shows (tests read it)
+        // Through the SFU there is no link of theirs to tell its state: a playing stream says enough.
+        if (via === 'sfu') tile?.setConn('connected');
+      },
+      onMode: () => showMode(this.i18n, this.modes.mode),
+      log: (msg, err) => console.debug(`[sfu] ${msg}`, err ?? ''),
+    });
     /** @type {Map<string, Member>} */
     this.members = new Map();
     this.hand = false;
@@ -265,13 +291,14 @@ export class RoomApp {
     this.icePolicy = j.ice_transport_policy === 'relay' ? 'relay' : 'all';
     this.capacity = j.capacity;
     byId('room-title').textContent = j.room;
+    if (!j.resumed || j.peer_id !== this.selfId) this.resetPeers(); // before the SFU starts for the new seat
+    this.modes.joined(j);
     if (j.resumed && j.peer_id === this.selfId) {
       byId('conn').dataset.resumes = String(++this.resumes);
       this.resumed(j.peers);
     } else {
-      this.resetPeers();
       this.selfId = j.peer_id;
-      // The newcomer offers to everyone already there.
+      // The newcomer offers to everyone already there (in a mesh room).
       for (const p of j.peers) this.addPeer(p, true);
       if (this.rejoined) this.chat.system(this.i18n.t('banner.rejoined'));
       this.rejoined = false;
@@ -342,6 +369,12 @@ export class RoomApp {
       case 'state':
         this.peerState(d);
         return;
+      case 'mode':
+        this.modes.setMode(d.mode);
+        return;
+      case 'sfu':
+        this.modes.signal(d);
+        return;
       case 'lobby':
         if (d.state === 'waiting') {
           this.inLobby = true;
@@ -399,24 +432,14 @@ export class RoomApp {
    */
   final(code, reason) {
     this.resetPeers();
+    this.modes.reset();
     this.grid.clear();
     this.speaker.close();
     this.media.stopAll();
     this.lobbyHosts.clear();
-    const wasWaiting = this.inLobby;
-    this.inLobby = false;
-    /** @type {number[]} */
-    const known = [Close.BadToken, Close.TokenExpired, Close.RoomFull, Close.BadVersion, Close.Protocol, Close.Replaced, Close.Refused, Close.Revoked];
-    // A staff member's session ended (expired, logged out everywhere): log in again.
-    const staffOut = !this.auth.token && (code === Close.BadToken || code === Close.TokenExpired || code === Close.Revoked);
-    const key = code === Close.Left ? (wasWaiting ? 'lobbyLeft' : 'left') : staffOut ? 'session' : known.includes(code) ? String(code) : 'other';
-    this.finalKey = key;
+    this.finalKey = showFinal(this.i18n, code, this.inLobby, !this.auth.token);
     this.finalCode = code;
-    byId('view-final').dataset.code = String(code);
-    this.relabelFinal();
-    const again = byId('rejoin');
-    again.hidden = !(staffOut || code === Close.Left || code === Close.BadVersion || code === Close.RoomFull || key === 'other');
-    again.onclick = staffOut ? () => location.assign(loginURL()) : () => location.reload();
+    this.inLobby = false;
     byId('banner').hidden = true;
     show('final');
     if (reason) console.info('session ended', code, reason);
@@ -477,17 +500,28 @@ export class RoomApp {
     tile.setState(p.state);
     tile.setConn('new');
     this.grid.add(tile);
+    if (this.modes.mode === 'mesh') this.openLink(p.id, initiator);
+  }
+
+  /**
+   * The mesh link with a member, if there is none yet (in SFU mode there
+   * is none: the server forwards).
+   * @private
+   * @param {string} id
+   * @param {boolean} initiator
+   */
+  openLink(id, initiator) {
+    const m = this.members.get(id);
+    const tile = this.grid.get(id);
+    if (!m || !tile || this.links.has(id)) return;
     const link = new PeerLink({
-      id: p.id,
+      id,
       selfId: this.selfId,
       iceServers: this.iceServers,
       iceTransportPolicy: this.icePolicy,
       local: () => this.media.tracks(),
       send: (type, data) => { this.sig?.send(type, data); },
-      onStream: (stream) => {
-        tile.setStream(stream);
-        this.speaker.watch(p.id, stream);
-      },
+      onStream: (stream) => this.modes.meshStream(id, stream),
       onConnState: (st) => {
         const changed = m.conn !== st;
         m.conn = st;
@@ -496,9 +530,9 @@ export class RoomApp {
       },
       onNegotiated: (n) => { tile.el.dataset.negotiations = String(n); },
       recvOnly: () => this.watchOnly,
-      log: (msg, err) => console.debug(`[peer ${p.id}] ${msg}`, err ?? ''),
+      log: (msg, err) => console.debug(`[peer ${id}] ${msg}`, err ?? ''),
     });
-    this.links.set(p.id, link);
+    this.links.set(id, link);
     if (initiator) link.start();
   }
 
@@ -524,10 +558,11 @@ export class RoomApp {
    */
   linkFor(from) {
     if (!from) return undefined;
-    if (!this.links.has(from)) {
+    if (!this.members.has(from)) {
       this.addPeer({ id: from, name: '…', role: 'participant', state: { audio: true, video: true, screen: false, hand: false, speaking: false } }, false);
       this.renderPeople();
     }
+    this.openLink(from, false);
     return this.links.get(from);
   }
 
@@ -538,6 +573,7 @@ export class RoomApp {
   removePeer(id) {
     this.links.get(id)?.close();
     this.links.delete(id);
+    this.modes.forget(id);
     this.speaker.unwatch(id);
     this.grid.remove(id);
     this.members.delete(id);
@@ -664,24 +700,8 @@ export class RoomApp {
   openPanel(panel) {
     if (panel === 'guests' && !this.guests) panel = 'people';
     this.panel = panel;
-    byId('panel-guests').hidden = panel !== 'guests';
-    byId('tab-guests').setAttribute('aria-selected', String(panel === 'guests'));
+    showPanel(panel);
     if (panel === 'guests') this.guests?.open();
-    byId('view-room').dataset.panel = panel ?? '';
-    byId('panel-log').hidden = panel !== 'log';
-    byId('tab-log').setAttribute('aria-selected', String(panel === 'log'));
-    byId('ctl-log').setAttribute('aria-expanded', String(panel === 'log'));
-    const side = byId('side');
-    side.hidden = panel === null;
-    byId('view-room').classList.toggle('with-side', panel !== null);
-    byId('panel-people').hidden = panel !== 'people';
-    byId('panel-chat').hidden = panel !== 'chat';
-    byId('tab-people').setAttribute('aria-selected', String(panel === 'people'));
-    byId('tab-chat').setAttribute('aria-selected', String(panel === 'chat'));
-    byId('ctl-people').setAttribute('aria-expanded', String(panel === 'people'));
-    byId('ctl-chat').setAttribute('aria-expanded', String(panel === 'chat'));
-    // Four tabs overflow a phone: bring the chosen one into view.
-    if (panel) document.getElementById(`tab-${panel}`)?.scrollIntoView({ block: 'nearest', inline: 'nearest' });
     if (panel === 'chat') {
       this.setUnread(0);
       // On touch screens focusing would pop the keyboard over the chat.
@@ -695,9 +715,7 @@ export class RoomApp {
    */
   setUnread(n) {
     this.unread = n;
-    const badge = byId('unread');
-    badge.hidden = n === 0;
-    badge.textContent = n > 99 ? '99+' : String(n);
+    showUnread(n);
   }
 
   /** Texts that depend on state, redone on every change and language switch. @private */
@@ -725,15 +743,12 @@ export class RoomApp {
     this.showMediaError();
     this.renderPeople();
     this.relabelFinal();
+    showMode(this.i18n, this.modes.mode);
   }
 
   /** @private */
   relabelFinal() {
-    if (!this.finalKey) return;
-    byId('final-title').textContent = this.i18n.t(`final.${this.finalKey}.title`);
-    byId('final-text').textContent = this.i18n.t(`final.${this.finalKey}.text`, { code: this.finalCode });
-    const again = this.finalKey === 'session' ? 'final.login' : this.finalCode === Close.BadVersion ? 'final.reload' : this.finalCode === Close.RoomFull ? 'final.retry' : 'final.rejoin';
-    byId('rejoin').textContent = this.i18n.t(again);
+    if (this.finalKey) relabelFinal(this.i18n, this.finalKey, this.finalCode);
   }
 
   // ---- access: watch only, tools of those who run the room, notices ----
@@ -789,21 +804,4 @@ export class RoomApp {
     el.textContent = this.i18n.t(key);
     el.hidden = false;
   }
-}
-
-/** The staff home, coming back to this room once logged in. */
-export function loginURL() {
-  return `/?next=${encodeURIComponent(location.pathname)}`;
-}
-
-/**
- * The header's connection pill: the signaling status, or "waiting" in the
- * lobby.
- * @param {import('./i18n.js').I18n} i18n
- * @param {import('./signal.js').SignalStatus|'waiting'} s
- */
-function setConn(i18n, s) {
-  const conn = byId('conn');
-  conn.dataset.status = s;
-  conn.textContent = i18n.t(`conn.${s}`);
 }

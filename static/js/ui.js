@@ -92,6 +92,8 @@ export class Tile {
     this.onBlocked = onBlocked;
     /** @type {MediaStream|null} */
     this.stream = null;
+    /** @type {{stream: MediaStream, video: HTMLVideoElement, done: Promise<boolean>, cancel: () => void}|null} a swap waiting for frames */
+    this.next = null;
   }
 
   /** @param {string} label */
@@ -102,11 +104,77 @@ export class Tile {
 
   /** @param {MediaStream} stream */
   setStream(stream) {
+    if (this.next && this.next.stream !== stream) this.cancelSwap();
     if (this.stream !== stream) {
       this.stream = stream;
       this.video.srcObject = stream;
     }
     this.play();
+  }
+
+  /**
+   * Moves the tile to another stream without a black frame: a second video
+   * plays it under the current one, and takes its place once it shows
+   * frames. Resolves false when another swap or setStream came first, or
+   * when nothing played within timeoutMs.
+   * @param {MediaStream} stream
+   * @param {number} [timeoutMs]
+   * @returns {Promise<boolean>}
+   */
+  swapStream(stream, timeoutMs = 15000) {
+    if (this.stream === stream) return Promise.resolve(true);
+    if (this.next?.stream === stream) return this.next.done;
+    this.cancelSwap();
+    if (!this.stream || stream.getVideoTracks().length === 0) {
+      this.setStream(stream);
+      return Promise.resolve(true);
+    }
+    const video = document.createElement('video');
+    video.autoplay = true;
+    video.playsInline = true;
+    video.muted = true; // one voice at a time until it takes over
+    video.className = 'next';
+    video.srcObject = stream;
+    this.el.insertBefore(video, this.video); // painted under the current one
+    /** @type {(ok: boolean) => void} */
+    let settle = () => {};
+    const done = new Promise((resolve) => { settle = resolve; });
+    const started = Date.now();
+    const t0 = video.currentTime;
+    const timer = setInterval(() => {
+      // Frames shown: a size, and a clock that moves.
+      if (video.videoWidth > 0 && video.currentTime > t0 && video.readyState >= 2) finish(true);
+      else if (Date.now() - started > timeoutMs) finish(false);
+    }, 50);
+    /** @param {boolean} ok */
+    const finish = (ok) => {
+      if (this.next?.video !== video) return;
+      clearInterval(timer);
+      this.next = null;
+      if (ok) {
+        video.muted = this.video.muted;
+        video.classList.remove('next');
+        const old = this.video;
+        this.video = video;
+        this.stream = stream;
+        old.srcObject = null;
+        old.remove();
+        this.play();
+      } else {
+        video.srcObject = null;
+        video.remove();
+      }
+      settle(ok);
+    };
+    if (typeof video.requestVideoFrameCallback === 'function') video.requestVideoFrameCallback(() => finish(true));
+    this.next = { stream, video, done, cancel: () => finish(false) };
+    void video.play().catch(() => {});
+    return done;
+  }
+
+  /** Drops a swap in progress. */
+  cancelSwap() {
+    this.next?.cancel();
   }
 
   play() {
@@ -148,6 +216,7 @@ export class Tile {
   }
 
   remove() {
+    this.cancelSwap();
     this.video.srcObject = null;
     this.el.remove();
   }
@@ -276,4 +345,44 @@ export class ChatLog {
     while (this.list.childElementCount > 500) this.list.firstElementChild?.remove();
     if (atBottom || li.classList.contains('mine')) this.list.scrollTop = this.list.scrollHeight;
   }
+}
+
+/**
+ * The small badge beside the room's name: how the video travels.
+ * @param {I18n} i18n
+ * @param {'mesh'|'sfu'} mode
+ */
+export function showMode(i18n, mode) {
+  const el = byId('mode-badge');
+  el.hidden = false;
+  el.dataset.mode = mode;
+  el.textContent = i18n.t(`transport.${mode}`);
+  el.title = i18n.t(`transport.${mode}Title`);
+}
+
+/**
+ * Opens one side panel (or none): panels, tabs and buttons say which.
+ * @param {'people'|'chat'|'log'|'guests'|null} panel
+ */
+export function showPanel(panel) {
+  byId('view-room').dataset.panel = panel ?? '';
+  byId('side').hidden = panel === null;
+  byId('view-room').classList.toggle('with-side', panel !== null);
+  for (const p of ['people', 'chat', 'log', 'guests']) {
+    byId(`panel-${p}`).hidden = panel !== p;
+    byId(`tab-${p}`).setAttribute('aria-selected', String(panel === p));
+  }
+  for (const p of ['people', 'chat', 'log']) byId(`ctl-${p}`).setAttribute('aria-expanded', String(panel === p));
+  // Four tabs overflow a phone: bring the chosen one into view.
+  if (panel) document.getElementById(`tab-${panel}`)?.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+}
+
+/**
+ * The unread chat count on the chat button.
+ * @param {number} n
+ */
+export function showUnread(n) {
+  const badge = byId('unread');
+  badge.hidden = n === 0;
+  badge.textContent = n > 99 ? '99+' : String(n);
 }
