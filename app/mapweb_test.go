@@ -18,6 +18,7 @@ func mapConfig(t testing.TB, withTerritory bool) Config {
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Addr = "127.0.0.1:0"
+	cfg.SFUUDP, cfg.SFUTCP = "127.0.0.1:0", "" // parallel test processes share no fixed port
 	if withTerritory {
 		p := filepath.Join(cfg.DataDir, "communes.geojson")
 		if err := os.WriteFile(p, []byte(twoCommunes), 0o600); err != nil {

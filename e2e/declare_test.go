@@ -42,6 +42,7 @@ func startDeclServer(t *testing.T) *testServer {
 	ctx := context.Background()
 	proxy := newCutProxy(t)
 	cfg := app.DefaultConfig()
+	cfg.SFUUDP, cfg.SFUTCP = "127.0.0.1:0", "" // no fixed port: test processes run side by side
 	cfg.DataDir = t.TempDir()
 	cfg.PublicURL = "http://" + proxy.addr()
 	cfg.Addr = "127.0.0.1:0"

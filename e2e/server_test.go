@@ -40,6 +40,7 @@ func startServer(t *testing.T, capacity int, resumeWindow time.Duration, opts ..
 	t.Helper()
 	proxy := newCutProxy(t)
 	cfg := app.DefaultConfig()
+	cfg.SFUUDP, cfg.SFUTCP = "127.0.0.1:0", "" // no fixed port: test processes run side by side
 	cfg.DataDir = t.TempDir()
 	cfg.RoomCapacity = capacity
 	cfg.ResumeWindow = resumeWindow

@@ -27,6 +27,7 @@ func annStart(t *testing.T, dataDir string) (e *biEnv, stop func()) {
 	ctx := context.Background()
 	geo := geoDir(t)
 	cfg := app.DefaultConfig()
+	cfg.SFUUDP, cfg.SFUTCP = "127.0.0.1:0", "" // no fixed port: test processes run side by side
 	cfg.DataDir = dataDir
 	cfg.Territory = filepath.Join(geo, "communes-56-morbihan.geojson")
 	cfg.CommunesCSV = filepath.Join(geo, "communes-56-morbihan-cog2021.csv")

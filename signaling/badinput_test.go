@@ -50,6 +50,7 @@ func biStart(t *testing.T, mod func(*app.Config)) *biEnv {
 	t.Helper()
 	ctx := context.Background()
 	cfg := app.DefaultConfig()
+	cfg.SFUUDP, cfg.SFUTCP = "127.0.0.1:0", "" // no fixed port: test processes run side by side
 	cfg.DataDir = t.TempDir()
 	if mod != nil {
 		mod(&cfg)

@@ -21,6 +21,7 @@ func TestPionMeshRelayOnly(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), itTimeout)
 	defer cancel()
 	cfg := app.DefaultConfig()
+	cfg.SFUUDP, cfg.SFUTCP = "127.0.0.1:0", "" // no fixed port: test processes run side by side
 	cfg.DataDir = t.TempDir()
 	cfg.TURNEnabled = true
 	cfg.TURNListenUDP, cfg.TURNListenTCP = "127.0.0.1:0", "127.0.0.1:0"

@@ -42,6 +42,7 @@ func itStart(t *testing.T) *itServer {
 	t.Helper()
 	ctx := context.Background()
 	cfg := app.DefaultConfig()
+	cfg.SFUUDP, cfg.SFUTCP = "127.0.0.1:0", "" // no fixed port: test processes run side by side
 	cfg.DataDir = t.TempDir()
 	be, err := app.OpenBackends(ctx, cfg)
 	if err != nil {

@@ -171,7 +171,7 @@ func startFanoutServer(ctx context.Context, bin, dir, territory, communes string
 	}
 	// No rate limits: every watcher and the declaration feed come from
 	// 127.0.0.1 with one token here; the bench measures the fan-out.
-	args := []string{"serve", "--addr", addr, "--metrics-addr", "", "--data", dir, "--territory", territory, "--log-level", "warn", "--rate-ip", "0", "--rate-token", "0"}
+	args := []string{"serve", "--addr", addr, "--metrics-addr", "", "--sfu-udp", "127.0.0.1:0", "--sfu-tcp", "", "--data", dir, "--territory", territory, "--log-level", "warn", "--rate-ip", "0", "--rate-token", "0"}
 	if communes != "" {
 		args = append(args, "--communes", communes)
 	}

@@ -102,7 +102,7 @@ type server struct {
 // the "listening" log line tells which) with a data dir of its own.
 func (e *env) start(t *testing.T, name string) *server {
 	t.Helper()
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--log-level", "info", "--data", t.TempDir()}, e.args...)
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--sfu-udp", "127.0.0.1:0", "--sfu-tcp", "", "--log-level", "info", "--data", t.TempDir()}, e.args...)
 	s := &server{name: name, cmd: exec.Command(e.bin, args...), exited: make(chan struct{})}
 	s.cmd.Stdout = io.Discard
 	pipe, err := s.cmd.StderrPipe()

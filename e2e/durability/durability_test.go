@@ -159,7 +159,7 @@ func (e *env) start(t *testing.T, data string) *server {
 	t.Helper()
 	// The rate limits are off: 50 declarants × 40 declarations all come
 	// from 127.0.0.1 here, where in the field they come from 50 places.
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--log-level", "info", "--rate-ip", "0", "--rate-token", "0"}, e.territoryArgs(data)...)
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--sfu-udp", "127.0.0.1:0", "--sfu-tcp", "", "--log-level", "info", "--rate-ip", "0", "--rate-token", "0"}, e.territoryArgs(data)...)
 	s := &server{cmd: exec.Command(e.bin, args...), exited: make(chan struct{})}
 	s.cmd.Stdout = io.Discard
 	pipe, err := s.cmd.StderrPipe()
