@@ -378,8 +378,11 @@ type qpkt struct {
 
 var qpool = sync.Pool{New: func() any { return new(qpkt) }}
 
+// newSink starts queued: the transport is not known yet.
 func newSink(r *Router) *sink {
-	return &sink{r: r, q: make(chan *qpkt, sinkQueue)}
+	s := &sink{r: r, q: make(chan *qpkt, sinkQueue)}
+	s.queued.Store(true)
+	return s
 }
 
 // write sends or queues one packet; it reports whether the packet left
