@@ -34,7 +34,10 @@ type Config struct {
 	// bits/s; RTP beyond it is dropped and counted. Default 8_000_000.
 	MaxPublisherBitrate int
 	Log                 *slog.Logger
-	Now                 func() time.Time // optional clock
+	// Now is the clock of every time rule: the rate cap, the keyframe
+	// limiter, speaking and freezes. The router checks them on a
+	// wall-clock tick (100 ms). nil = time.Now.
+	Now func() time.Time
 }
 
 // DefaultMaxPublisherBitrate is Config.MaxPublisherBitrate's default.

@@ -2,9 +2,11 @@ package sfu
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -124,5 +126,57 @@ func TestMemberRequestKeyframe(t *testing.T) {
 	}
 	if sent != 4 {
 		t.Errorf("PLIsSent grew by %d, want 4", sent)
+	}
+}
+
+// fakeClock is a Config.Now moved by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// The trailing keyframe request goes by Config.Now, like the rest of
+// the limiter: not sent while that clock stands still, sent once it has
+// moved past the interval.
+func TestTrailingKeyframeFollowsConfigNow(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	s := newTestSFU(t, Config{Now: clk.Now})
+	r := s.Room("r")
+	pub := newClient(t, r, "pub", JoinOptions{Publish: true})
+	pub.publish()
+	sub := newClient(t, r, "sub", JoinOptions{})
+	waitFor(t, 10*time.Second, "sub receives", func() bool { return received(sub, []*client{pub}, 5) })
+	clk.add(time.Second)
+	time.Sleep(300 * time.Millisecond) // earlier trailing requests go out
+	clk.add(time.Second)               // and their interval is over
+	sub.mu.Lock()
+	ssrc := sub.remote["pub/video"]
+	sub.mu.Unlock()
+	base := pub.plis.Load()
+	for range 2 {
+		if err := sub.down.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 2*time.Second, "the first request", func() bool { return pub.plis.Load()-base >= 1 })
+	time.Sleep(time.Second) // twice the interval by the wall clock
+	still := pub.plis.Load() - base
+	clk.add(keyframeInterval)
+	waitFor(t, 2*time.Second, "the trailing request once Now moved", func() bool { return pub.plis.Load()-base >= 2 })
+	t.Logf("requests upstream: %d while Now stood still for 1 s, %d after it moved", still, pub.plis.Load()-base)
+	if still != 1 {
+		t.Errorf("%d requests while Now stood still, want 1", still)
 	}
 }
