@@ -73,7 +73,7 @@ func newFwdTrack(r *Router, pub, id string, kind webrtc.RTPCodecType) *fwdTrack 
 	return t
 }
 
-// ID, RID, StreamID, Kind, Bind and Unbind make fwdTrack a
+// ID, RID, StreamID, Kind and Unbind, with subTrack's Bind, make a
 // webrtc.TrackLocal.
 func (t *fwdTrack) ID() string                { return t.id }
 func (t *fwdTrack) RID() string               { return "" }
@@ -90,18 +90,15 @@ type binding struct {
 }
 
 // subTrack is a fwdTrack as added to one subscriber's down connection:
-// it tells Bind which sink the binding writes to.
+// it tells Bind which sink the binding writes to. fwdTrack has no Bind
+// of its own: one without the subscriber's sink would write inline.
 type subTrack struct {
 	*fwdTrack
 	sink *sink
 }
 
 func (s subTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	return s.fwdTrack.bind(ctx, s.sink)
-}
-
-func (t *fwdTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	return t.bind(ctx, &sink{r: t.r})
+	return s.bind(ctx, s.sink)
 }
 
 func (t *fwdTrack) bind(ctx webrtc.TrackLocalContext, sk *sink) (webrtc.RTPCodecParameters, error) {
