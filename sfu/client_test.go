@@ -67,8 +67,9 @@ type client struct {
 	done chan struct{}
 	wg   sync.WaitGroup
 
-	// rewrite, if set, edits server candidates before they are applied.
-	rewrite func(c webrtc.ICECandidateInit) webrtc.ICECandidateInit
+	// filter, if set, edits server candidates before they are applied,
+	// or drops them (false).
+	filter func(c webrtc.ICECandidateInit) (webrtc.ICECandidateInit, bool)
 
 	mu       sync.Mutex
 	up, down *webrtc.PeerConnection
@@ -78,17 +79,31 @@ type client struct {
 	ssrcs    map[string][]uint32 // distinct SSRCs seen per key
 	lastSeq  map[string]uint16
 	maxJump  map[string]int
+	lastLen  map[string]int    // payload size of the last packet per key
 	remote   map[string]uint32 // key → SSRC, for PLIs
 	audio    *webrtc.TrackLocalStaticRTP
 	video    *webrtc.TrackLocalStaticRTP
+	screen   *webrtc.TrackLocalStaticRTP // nil unless withScreen
+	screenTx *webrtc.RTPSender
 	levelID  uint8
 	pubStop  chan struct{}
 	plis     atomic.Int32 // keyframe requests on the up video
 	keyframe atomic.Bool
+	sPLIs    atomic.Int32 // keyframe requests on the up screen
+	sKey     atomic.Bool
 	level    atomic.Uint32 // audio level sent, −dBov
 	videoPPS int
 	videoLen int
 	sentV    atomic.Int64
+	sentA    atomic.Int64
+	sentS    atomic.Int64
+
+	// withScreen publishes a second video section; camID and screenID
+	// are the two video tracks' IDs (a browser's are random).
+	withScreen      bool
+	camID, screenID string
+	screenPPS       int
+	screenLen       int
 }
 
 func newClient(t testing.TB, r *Router, id string, opt JoinOptions) *client {
@@ -97,12 +112,13 @@ func newClient(t testing.TB, r *Router, id string, opt JoinOptions) *client {
 }
 
 func newClientAPI(t testing.TB, r *Router, id string, opt JoinOptions, api *webrtc.API,
-	rewrite func(webrtc.ICECandidateInit) webrtc.ICECandidateInit) *client {
+	filter func(webrtc.ICECandidateInit) (webrtc.ICECandidateInit, bool)) *client {
 	t.Helper()
 	c := &client{t: t, id: id, api: api, sig: make(chan Signal, 1024), done: make(chan struct{}),
-		rewrite: rewrite,
-		got:     map[string]int{}, ssrcs: map[string][]uint32{}, lastSeq: map[string]uint16{},
-		maxJump: map[string]int{}, remote: map[string]uint32{}, videoPPS: 15, videoLen: 300}
+		filter: filter,
+		got:    map[string]int{}, ssrcs: map[string][]uint32{}, lastSeq: map[string]uint16{},
+		maxJump: map[string]int{}, lastLen: map[string]int{}, remote: map[string]uint32{},
+		videoPPS: 15, videoLen: 300, camID: "video", screenID: "screen", screenPPS: 10, screenLen: 500}
 	c.level.Store(127)
 	down, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -209,8 +225,11 @@ func (c *client) apply(s Signal) {
 		go c.signal(Signal{PC: PCDown, Kind: "answer", SDP: ans.SDP})
 	case s.Kind == "candidate" && s.Candidate != nil:
 		ci := *s.Candidate
-		if c.rewrite != nil {
-			ci = c.rewrite(ci)
+		if c.filter != nil {
+			var keep bool
+			if ci, keep = c.filter(ci); !keep {
+				return
+			}
 		}
 		pc, held := c.down, &c.dnCands
 		if s.PC == PCUp {
@@ -239,7 +258,8 @@ func (c *client) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			if err != nil {
 				return
 			}
-			if _, err := h.Unmarshal(buf[:n]); err != nil {
+			hn, err := h.Unmarshal(buf[:n])
+			if err != nil {
 				continue
 			}
 			c.mu.Lock()
@@ -256,6 +276,7 @@ func (c *client) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 				}
 			}
 			c.lastSeq[key] = h.SequenceNumber
+			c.lastLen[key] = n - hn
 			c.got[key]++
 			c.mu.Unlock()
 		}
@@ -268,8 +289,9 @@ func (c *client) count(key string) int {
 	return c.got[key]
 }
 
-// publish opens a (new) up connection with audio and camera tracks and
-// starts sending; a previous up connection is closed (a reconnect).
+// publish opens a (new) up connection with audio and camera tracks (and
+// a screen track if withScreen) and starts sending; a previous up
+// connection is closed (a reconnect).
 func (c *client) publish() {
 	c.t.Helper()
 	up, err := c.api.NewPeerConnection(webrtc.Configuration{})
@@ -277,7 +299,7 @@ func (c *client) publish() {
 		c.t.Fatal(err)
 	}
 	audio, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "audio", c.id)
-	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", c.id)
+	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, c.camID, c.id)
 	as, err := up.AddTrack(audio)
 	if err != nil {
 		c.t.Fatal(err)
@@ -285,6 +307,14 @@ func (c *client) publish() {
 	vs, err := up.AddTrack(video)
 	if err != nil {
 		c.t.Fatal(err)
+	}
+	var screen *webrtc.TrackLocalStaticRTP
+	var ss *webrtc.RTPSender
+	if c.withScreen {
+		screen, _ = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, c.screenID, c.id)
+		if ss, err = up.AddTrack(screen); err != nil {
+			c.t.Fatal(err)
+		}
 	}
 	up.OnICECandidate(func(ci *webrtc.ICECandidate) {
 		if ci != nil {
@@ -305,7 +335,7 @@ func (c *client) publish() {
 		close(c.pubStop)
 	}
 	stop := make(chan struct{})
-	c.up, c.audio, c.video, c.upCands, c.pubStop = up, audio, video, nil, stop
+	c.up, c.audio, c.video, c.screen, c.screenTx, c.upCands, c.pubStop = up, audio, video, screen, ss, nil, stop
 	c.mu.Unlock()
 	if old != nil {
 		_ = old.Close()
@@ -319,26 +349,54 @@ func (c *client) publish() {
 		}
 	}
 	c.wg.Add(3)
-	go func() { // keyframe requests
-		defer c.wg.Done()
-		buf := make([]byte, 1500)
-		for {
-			n, _, err := vs.Read(buf)
-			if err != nil {
-				return
-			}
-			pkts, _ := rtcp.Unmarshal(buf[:n])
-			for _, p := range pkts {
-				switch p.(type) {
-				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-					c.plis.Add(1)
-					c.keyframe.Store(true)
-				}
+	go c.readPLIs(vs, &c.plis, &c.keyframe)
+	go c.sendAudio(audio, stop)
+	go c.sendVideo(video, stop, 2, c.videoPPS, c.videoLen, &c.keyframe, &c.sentV)
+	if screen != nil {
+		c.wg.Add(2)
+		go c.readPLIs(ss, &c.sPLIs, &c.sKey)
+		go c.sendVideo(screen, stop, 3, c.screenPPS, c.screenLen, &c.sKey, &c.sentS)
+	}
+}
+
+// renegotiate edits the up connection (edit runs under c.mu) and offers
+// it again; the answer is applied by loop.
+func (c *client) renegotiate(edit func(up *webrtc.PeerConnection)) {
+	c.t.Helper()
+	c.mu.Lock()
+	up := c.up
+	edit(up)
+	offer, err := up.CreateOffer(nil)
+	if err == nil {
+		err = up.SetLocalDescription(offer)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.m.Signal(Signal{PC: PCUp, Kind: "offer", SDP: offer.SDP}); err != nil {
+		c.t.Fatalf("%s: up re-offer: %v", c.id, err)
+	}
+}
+
+// readPLIs counts a sender's keyframe requests and asks for a keyframe.
+func (c *client) readPLIs(s *webrtc.RTPSender, n *atomic.Int32, kf *atomic.Bool) {
+	defer c.wg.Done()
+	buf := make([]byte, 1500)
+	for {
+		k, _, err := s.Read(buf)
+		if err != nil {
+			return
+		}
+		pkts, _ := rtcp.Unmarshal(buf[:k])
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				n.Add(1)
+				kf.Store(true)
 			}
 		}
-	}()
-	go c.sendAudio(audio, stop)
-	go c.sendVideo(video, stop, c.videoPPS, c.videoLen)
+	}
 }
 
 func (c *client) sendAudio(tr *webrtc.TrackLocalStaticRTP, stop chan struct{}) {
@@ -360,20 +418,31 @@ func (c *client) sendAudio(tr *webrtc.TrackLocalStaticRTP, stop chan struct{}) {
 		if c.levelID != 0 {
 			_ = p.SetExtension(c.levelID, []byte{byte(c.level.Load())})
 		}
-		_ = tr.WriteRTP(p)
+		if tr.WriteRTP(p) == nil {
+			c.sentA.Add(1)
+		}
 	}
 }
 
-// sendVideo sends one-packet VP8 frames; a keyframe first and on PLI.
-func (c *client) sendVideo(tr *webrtc.TrackLocalStaticRTP, stop chan struct{}, pps, size int) {
+// maxBurst bounds the packets sendVideo sends in one tick.
+const maxBurst = 64
+
+// sendVideo sends one-packet VP8 frames at pps; a keyframe first and on
+// request (kf). A ticker alone cannot tick thousands of times a second
+// (less so under -race): each tick sends what is due by the clock, in
+// a burst, so that the offered rate is the one asked for.
+func (c *client) sendVideo(tr *webrtc.TrackLocalStaticRTP, stop chan struct{}, ssrc uint32, pps, size int,
+	kf *atomic.Bool, sent *atomic.Int64) {
 	defer c.wg.Done()
-	interval := time.Second / time.Duration(pps)
+	interval := max(time.Second/time.Duration(pps), 5*time.Millisecond)
 	tk := time.NewTicker(interval)
 	defer tk.Stop()
-	p := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 2, Marker: true}, Payload: make([]byte, size)}
+	p := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: ssrc, Marker: true}, Payload: make([]byte, size)}
 	// VP8 payload descriptor: S=1, PID 0; payload header: P bit.
 	p.Payload[0] = 0x10
 	first := true
+	start := time.Now()
+	var n int64
 	for {
 		select {
 		case <-stop:
@@ -382,17 +451,22 @@ func (c *client) sendVideo(tr *webrtc.TrackLocalStaticRTP, stop chan struct{}, p
 			return
 		case <-tk.C:
 		}
-		p.SequenceNumber++
-		p.Timestamp += uint32(90000 / pps)
-		if first || c.keyframe.Swap(false) {
-			p.Payload[1] = 0x00 // keyframe
-			first = false
-		} else {
-			p.Payload[1] = 0x01 // interframe
+		due := int64(time.Since(start).Seconds() * float64(pps))
+		for k := 0; n < due && k < maxBurst; k++ {
+			n++
+			p.SequenceNumber++
+			p.Timestamp += uint32(90000 / pps)
+			if first || kf.Swap(false) {
+				p.Payload[1] = 0x00 // keyframe
+				first = false
+			} else {
+				p.Payload[1] = 0x01 // interframe
+			}
+			if tr.WriteRTP(p) == nil {
+				sent.Add(1)
+			}
 		}
-		if tr.WriteRTP(p) == nil {
-			c.sentV.Add(1)
-		}
+		n = max(n, due-maxBurst) // a long stall is not made up for
 	}
 }
 

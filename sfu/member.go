@@ -63,9 +63,11 @@ func newMember(r *Router, id string, send func(Signal), opt JoinOptions) (*Membe
 	}
 	m.down = pc
 	pc.OnICECandidate(m.candidateSender(PCDown))
-	// Over TCP a peer that stops reading blocks its writer: queue (see sink).
+	// Over TCP a peer that stops reading blocks its writer: queue (see
+	// sink). Only a pair known to be UDP writes directly, so that a TCP
+	// subscriber is never written inline, even before this runs.
 	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
-		m.sink.queued.Store(p != nil && p.Local != nil && p.Local.Protocol == webrtc.ICEProtocolTCP)
+		m.sink.queued.Store(p == nil || p.Local == nil || p.Local.Protocol != webrtc.ICEProtocolUDP)
 	})
 	m.wg.Add(1)
 	go func() {
@@ -492,6 +494,13 @@ func (m *Member) close() {
 	var errs []error
 	if up != nil {
 		errs = append(errs, up.Close())
+	}
+	if m.sink.queued.Load() {
+		// Over TCP, closing says goodbye (DTLS close_notify) through a
+		// socket that a stuck peer never drains: that write would wait
+		// forever. Stopping ICE first closes the socket, which also
+		// frees a writer blocked in it.
+		errs = append(errs, down.SCTP().Transport().ICETransport().Stop())
 	}
 	errs = append(errs, down.Close())
 	m.wg.Wait()

@@ -34,7 +34,10 @@ type Config struct {
 	// bits/s; RTP beyond it is dropped and counted. Default 8_000_000.
 	MaxPublisherBitrate int
 	Log                 *slog.Logger
-	Now                 func() time.Time // optional clock
+	// Now is the clock of every time rule: the rate cap, the keyframe
+	// limiter, speaking and freezes. The router checks them on a
+	// wall-clock tick (100 ms). nil = time.Now.
+	Now func() time.Time
 }
 
 // DefaultMaxPublisherBitrate is Config.MaxPublisherBitrate's default.
@@ -163,14 +166,15 @@ func (s *SFU) listen(lf logging.LoggerFactory) error {
 		return fmt.Errorf("sfu: TCP listener: %w", err)
 	}
 	s.tcpLn = ln
-	// A small socket write buffer: a subscriber that stops reading blocks
-	// its own writer (and is dropped from, see sink) after a few hundred
-	// milliseconds of video rather than after megabytes of latency.
+	// No WriteBufferSize: pion's write buffer answers a full buffer with
+	// an error, so a subscriber that stops reading would lose packets
+	// unseen and never block its writer; the sink (see sink) could not
+	// tell it is stuck. Direct writes on a small socket buffer block
+	// that subscriber's writer after a few hundred milliseconds of video.
 	s.tcp = ice.NewTCPMuxDefault(ice.TCPMuxParams{
-		Listener:        ln,
-		Logger:          lf.NewLogger("tcpmux"),
-		ReadBufferSize:  64,
-		WriteBufferSize: 64 * 1024,
+		Listener:       ln,
+		Logger:         lf.NewLogger("tcpmux"),
+		ReadBufferSize: 64,
 	})
 	s.closer = append(s.closer, s.tcp.Close)
 	return nil

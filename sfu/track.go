@@ -11,7 +11,8 @@ import (
 )
 
 // Keyframe requests reach a source at most once per keyframeInterval; a
-// request inside the interval is merged into one sent at its end.
+// request inside the interval is merged into one sent at the first
+// router tick after its end. Both go by Config.Now.
 const keyframeInterval = 500 * time.Millisecond
 
 // freezeAfter: a forwarded video track silent this long while its
@@ -72,7 +73,7 @@ func newFwdTrack(r *Router, pub, id string, kind webrtc.RTPCodecType) *fwdTrack 
 	return t
 }
 
-// ID, RID, StreamID, Kind, Bind and Unbind make fwdTrack a
+// ID, RID, StreamID, Kind and Unbind, with subTrack's Bind, make a
 // webrtc.TrackLocal.
 func (t *fwdTrack) ID() string                { return t.id }
 func (t *fwdTrack) RID() string               { return "" }
@@ -89,18 +90,15 @@ type binding struct {
 }
 
 // subTrack is a fwdTrack as added to one subscriber's down connection:
-// it tells Bind which sink the binding writes to.
+// it tells Bind which sink the binding writes to. fwdTrack has no Bind
+// of its own: one without the subscriber's sink would write inline.
 type subTrack struct {
 	*fwdTrack
 	sink *sink
 }
 
 func (s subTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	return s.fwdTrack.bind(ctx, s.sink)
-}
-
-func (t *fwdTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	return t.bind(ctx, &sink{r: t.r})
+	return s.bind(ctx, s.sink)
 }
 
 func (t *fwdTrack) bind(ctx webrtc.TrackLocalContext, sk *sink) (webrtc.RTPCodecParameters, error) {
@@ -244,7 +242,8 @@ func (t *fwdTrack) audioLevel(ext []byte, now time.Time) bool {
 	return false
 }
 
-// tick runs every router tick: silence and freeze detection.
+// tick runs every router tick: silence and freeze detection, trailing
+// keyframe requests.
 func (t *fwdTrack) tick(now time.Time) {
 	if t.kind == webrtc.RTPCodecTypeAudio {
 		t.mu.Lock()
@@ -258,6 +257,7 @@ func (t *fwdTrack) tick(now time.Time) {
 		}
 		return
 	}
+	t.trailingKeyframe(now)
 	last := t.lastPacket.Load()
 	if last == 0 || t.frozen.Load() {
 		return
@@ -269,8 +269,8 @@ func (t *fwdTrack) tick(now time.Time) {
 }
 
 // requestKeyframe asks the source for a keyframe, at most once per
-// keyframeInterval; requests inside the interval are merged into one at
-// its end. A new source has a fresh interval.
+// keyframeInterval; requests inside the interval are merged into one that
+// tick sends after its end. A new source has a fresh interval.
 func (t *fwdTrack) requestKeyframe() {
 	if t.kind != webrtc.RTPCodecTypeVideo {
 		return
@@ -285,10 +285,8 @@ func (t *fwdTrack) requestKeyframe() {
 		t.kfSrc, t.lastKF, t.pending = src, time.Time{}, false
 	}
 	if !t.lastKF.IsZero() && now.Sub(t.lastKF) < keyframeInterval {
-		if !t.pending {
-			t.pending = true
-			time.AfterFunc(keyframeInterval-now.Sub(t.lastKF), t.trailingKeyframe)
-		}
+		// Not a timer: it would run on the wall clock, not Config.Now.
+		t.pending = true
 		t.kmu.Unlock()
 		return
 	}
@@ -297,16 +295,25 @@ func (t *fwdTrack) requestKeyframe() {
 	t.sendPLI(src)
 }
 
-func (t *fwdTrack) trailingKeyframe() {
+// trailingKeyframe sends the merged request once the interval is over.
+func (t *fwdTrack) trailingKeyframe(now time.Time) {
 	src := t.src.Load()
 	t.kmu.Lock()
-	if !t.pending || src == nil || src != t.kfSrc {
-		t.pending = false
+	if !t.pending {
+		t.kmu.Unlock()
+		return
+	}
+	if src == nil || src != t.kfSrc {
+		t.pending = false // the new source had its own request
+		t.kmu.Unlock()
+		return
+	}
+	if now.Sub(t.lastKF) < keyframeInterval {
 		t.kmu.Unlock()
 		return
 	}
 	t.pending = false
-	t.lastKF = t.r.now()
+	t.lastKF = now
 	t.kmu.Unlock()
 	t.sendPLI(src)
 }
@@ -378,8 +385,11 @@ type qpkt struct {
 
 var qpool = sync.Pool{New: func() any { return new(qpkt) }}
 
+// newSink starts queued: the transport is not known yet.
 func newSink(r *Router) *sink {
-	return &sink{r: r, q: make(chan *qpkt, sinkQueue)}
+	s := &sink{r: r, q: make(chan *qpkt, sinkQueue)}
+	s.queued.Store(true)
+	return s
 }
 
 // write sends or queues one packet; it reports whether the packet left
