@@ -51,6 +51,7 @@ func biStart(t *testing.T, mod func(*app.Config)) *biEnv {
 	ctx := context.Background()
 	cfg := app.DefaultConfig()
 	cfg.SFUUDP, cfg.SFUTCP = "127.0.0.1:0", "" // no fixed port: test processes run side by side
+	cfg.RoomMode = "mesh"                      // these tests are about the mesh's signaling; the SFU has its own (app, e2e)
 	cfg.DataDir = t.TempDir()
 	if mod != nil {
 		mod(&cfg)

@@ -43,6 +43,7 @@ func itStart(t *testing.T) *itServer {
 	ctx := context.Background()
 	cfg := app.DefaultConfig()
 	cfg.SFUUDP, cfg.SFUTCP = "127.0.0.1:0", "" // no fixed port: test processes run side by side
+	cfg.RoomMode = "mesh"                      // these tests are about the mesh's signaling; the SFU has its own (app, e2e)
 	cfg.DataDir = t.TempDir()
 	be, err := app.OpenBackends(ctx, cfg)
 	if err != nil {
