@@ -1,0 +1,293 @@
+package sfu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/logging"
+	"github.com/pion/webrtc/v4"
+)
+
+// Config configures an SFU. The zero value is a loopback SFU for tests.
+type Config struct {
+	// UDPAddr is the one UDP address that every peer connection shares
+	// (ICE UDP mux), e.g. ":7882". A host that is unspecified (":7882")
+	// listens on every interface and then needs a fixed port. "" means
+	// "127.0.0.1:0" (tests).
+	UDPAddr string
+	// TCPAddr is the ICE-TCP listener, for networks without UDP; "" = off.
+	TCPAddr string
+	// PublicIPs are NAT 1:1 addresses advertised in host candidates;
+	// empty = the interfaces' addresses.
+	PublicIPs []string
+	// Loopback includes loopback candidates (tests on one machine).
+	Loopback bool
+	// MaxPublisherBitrate caps each publisher across its tracks, in
+	// bits/s; RTP beyond it is dropped and counted. Default 8_000_000.
+	MaxPublisherBitrate int
+	Log                 *slog.Logger
+	Now                 func() time.Time // optional clock
+}
+
+// DefaultMaxPublisherBitrate is Config.MaxPublisherBitrate's default.
+const DefaultMaxPublisherBitrate = 8_000_000
+
+// Errors returned by Member.Signal and Router.Join. Offer errors wrap
+// ErrBadOffer's more precise siblings so that errors.Is works on both.
+var (
+	ErrBadOffer         = errors.New("sfu: bad offer")
+	ErrTooManyTracks    = errors.New("sfu: too many media sections (at most 1 audio and 2 video)")
+	ErrUnsupportedCodec = errors.New("sfu: unsupported codec (Opus and VP8 only)")
+	ErrNotPublisher     = errors.New("sfu: member may not publish (watch-only)")
+	ErrBadSignal        = errors.New("sfu: bad signal")
+	ErrClosed           = errors.New("sfu: closed")
+	ErrMemberExists     = errors.New("sfu: member already joined")
+)
+
+// SFU is the selective forwarding unit: the shared listeners and one
+// Router per room.
+type SFU struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	set    webrtc.SettingEngine
+	udp    ice.UDPMux
+	udpLn  net.Addr
+	tcp    ice.TCPMux
+	tcpLn  net.Listener
+	closer []func() error
+
+	mu     sync.Mutex
+	rooms  map[string]*Router
+	closed bool
+}
+
+// New opens the shared UDP (and TCP) listeners.
+func New(cfg Config) (*SFU, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxPublisherBitrate <= 0 {
+		cfg.MaxPublisherBitrate = DefaultMaxPublisherBitrate
+	}
+	if cfg.UDPAddr == "" {
+		cfg.UDPAddr = "127.0.0.1:0"
+	}
+	s := &SFU{cfg: cfg, log: cfg.Log, now: cfg.Now, rooms: map[string]*Router{}}
+	lf := slogFactory{cfg.Log}
+	s.set.LoggerFactory = lf
+	if err := s.listen(lf); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	s.set.SetICEUDPMux(s.udp)
+	nets := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if s.tcp != nil {
+		s.set.SetICETCPMux(s.tcp)
+		nets = append(nets, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	s.set.SetNetworkTypes(nets)
+	s.set.SetIncludeLoopbackCandidate(cfg.Loopback)
+	s.set.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if len(cfg.PublicIPs) > 0 {
+		if err := s.set.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External:        cfg.PublicIPs,
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+			Mode:            webrtc.ICEAddressRewriteReplace,
+		}); err != nil {
+			_ = s.Close()
+			return nil, fmt.Errorf("sfu: public IPs: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func (s *SFU) listen(lf logging.LoggerFactory) error {
+	host, port, err := net.SplitHostPort(s.cfg.UDPAddr)
+	if err != nil {
+		return fmt.Errorf("sfu: UDP address %q: %w", s.cfg.UDPAddr, err)
+	}
+	ip := net.ParseIP(host)
+	if host == "" || (ip != nil && ip.IsUnspecified()) {
+		p, err := net.LookupPort("udp", port)
+		if err != nil || p == 0 {
+			return fmt.Errorf("sfu: UDP address %q: listening on every interface needs a fixed port", s.cfg.UDPAddr)
+		}
+		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithLogger(lf.NewLogger("udpmux"))}
+		if s.cfg.Loopback {
+			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+		}
+		m, err := ice.NewMultiUDPMuxFromPort(p, opts...)
+		if err != nil {
+			return fmt.Errorf("sfu: UDP mux on port %d: %w", p, err)
+		}
+		s.udp = m
+		s.closer = append(s.closer, m.Close)
+		s.udpLn = &net.UDPAddr{Port: p}
+		if as := m.GetListenAddresses(); len(as) > 0 {
+			s.udpLn = as[0]
+		}
+	} else {
+		conn, err := net.ListenPacket("udp", s.cfg.UDPAddr)
+		if err != nil {
+			return fmt.Errorf("sfu: UDP listener: %w", err)
+		}
+		s.udp = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), conn)
+		s.closer = append(s.closer, s.udp.Close)
+		s.udpLn = conn.LocalAddr()
+	}
+	if s.cfg.TCPAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.TCPAddr)
+	if err != nil {
+		return fmt.Errorf("sfu: TCP listener: %w", err)
+	}
+	s.tcpLn = ln
+	// A small socket write buffer: a subscriber that stops reading blocks
+	// its own writer (and is dropped from, see sink) after a few hundred
+	// milliseconds of video rather than after megabytes of latency.
+	s.tcp = ice.NewTCPMuxDefault(ice.TCPMuxParams{
+		Listener:        ln,
+		Logger:          lf.NewLogger("tcpmux"),
+		ReadBufferSize:  64,
+		WriteBufferSize: 256 * 1024,
+	})
+	s.closer = append(s.closer, s.tcp.Close)
+	return nil
+}
+
+// Close closes every room and the listeners.
+func (s *SFU) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	rs := make([]*Router, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rs = append(rs, r)
+	}
+	s.mu.Unlock()
+	for _, r := range rs {
+		r.Close()
+	}
+	var errs []error
+	for _, c := range s.closer {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
+}
+
+// UDPAddr is the bound UDP address.
+func (s *SFU) UDPAddr() net.Addr { return s.udpLn }
+
+// TCPAddr is the bound ICE-TCP address, nil when off.
+func (s *SFU) TCPAddr() net.Addr {
+	if s.tcpLn == nil {
+		return nil
+	}
+	return s.tcpLn.Addr()
+}
+
+// Room returns the room's router, created on first use. After Close it
+// returns a closed router, on which Join fails.
+func (s *SFU) Room(name string) *Router {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.rooms[name]; ok {
+		return r
+	}
+	r := newRouter(s, name)
+	if s.closed {
+		r.Close()
+		return r
+	}
+	s.rooms[name] = r
+	return r
+}
+
+// removeRoom forgets a closed router.
+func (s *SFU) removeRoom(r *Router) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rooms[r.name] == r {
+		delete(s.rooms, r.name)
+	}
+}
+
+// Rooms lists the rooms' names, sorted.
+func (s *SFU) Rooms() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.rooms))
+	for n := range s.rooms {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Stats returns each room's counters, sorted by room.
+func (s *SFU) Stats() []RoomStats {
+	s.mu.Lock()
+	rs := make([]*Router, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rs = append(rs, r)
+	}
+	s.mu.Unlock()
+	out := make([]RoomStats, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, r.Stats())
+	}
+	slices.SortFunc(out, func(a, b RoomStats) int {
+		switch {
+		case a.Room < b.Room:
+			return -1
+		case a.Room > b.Room:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// slogFactory sends pion's logs to the SFU's logger.
+type slogFactory struct{ log *slog.Logger }
+
+func (f slogFactory) NewLogger(scope string) logging.LeveledLogger {
+	return pionLogger{f.log.With("pion", scope)}
+}
+
+type pionLogger struct{ log *slog.Logger }
+
+// levelTrace sits below Debug: pion traces every packet.
+const levelTrace = slog.LevelDebug - 4
+
+func (l pionLogger) logf(level slog.Level, format string, args ...any) {
+	if l.log.Enabled(context.Background(), level) {
+		l.log.Log(context.Background(), level, fmt.Sprintf(format, args...))
+	}
+}
+
+func (l pionLogger) Trace(msg string)          { l.logf(levelTrace, "%s", msg) }
+func (l pionLogger) Tracef(f string, a ...any) { l.logf(levelTrace, f, a...) }
+func (l pionLogger) Debug(msg string)          { l.logf(slog.LevelDebug, "%s", msg) }
+func (l pionLogger) Debugf(f string, a ...any) { l.logf(slog.LevelDebug, f, a...) }
+func (l pionLogger) Info(msg string)           { l.logf(slog.LevelInfo, "%s", msg) }
+func (l pionLogger) Infof(f string, a ...any)  { l.logf(slog.LevelInfo, f, a...) }
+func (l pionLogger) Warn(msg string)           { l.logf(slog.LevelWarn, "%s", msg) }
+func (l pionLogger) Warnf(f string, a ...any)  { l.logf(slog.LevelWarn, f, a...) }
+func (l pionLogger) Error(msg string)          { l.logf(slog.LevelError, "%s", msg) }
+func (l pionLogger) Errorf(f string, a ...any) { l.logf(slog.LevelError, f, a...) }
