@@ -59,30 +59,20 @@ func benchSFU(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		floor.print(stdout)
 	}
 	if o.only != "floor" {
-		if newCrisisroomSFU == nil {
-			fmt.Fprintln(stdout, "crisisroom (sfu package): not in this build")
-		} else {
-			t, err := newCrisisroomSFU()
-			if err != nil {
-				return err
-			}
-			if cr, err = runSFU(ctx, o, "crisisroom (sfu package)", t); err != nil {
-				return fmt.Errorf("bench sfu: crisisroom: %w", err)
-			}
-			cr.print(stdout)
+		t, err := newCrisisroomSFU()
+		if err != nil {
+			return err
 		}
+		if cr, err = runSFU(ctx, o, "crisisroom (sfu package)", t); err != nil {
+			return fmt.Errorf("bench sfu: crisisroom: %w", err)
+		}
+		cr.print(stdout)
 	}
 	if floor != nil && cr != nil {
 		fmt.Fprintf(stdout, "sfu_ratio=%.2f\n", cr.cpuPerPacket()/floor.cpuPerPacket())
-	} else if o.only == "" {
-		fmt.Fprintln(stdout, "sfu_ratio=NaN")
 	}
 	return nil
 }
-
-// newCrisisroomSFU makes the forwarder under test; nil while the sfu
-// package cannot run one.
-var newCrisisroomSFU func() (sfuUnderTest, error)
 
 // sfuUnderTest is a forwarder as a member sees it: join, then exchange
 // signals (package sfu's Router.Join and Member.Signal).
@@ -90,6 +80,9 @@ type sfuUnderTest interface {
 	join(id string, publish bool, send func(sfu.Signal)) (func(sfu.Signal) error, error)
 	close() error
 }
+
+// sfuStatser is a forwarder that keeps its own counters.
+type sfuStatser interface{ stats() sfu.RoomStats }
 
 type sfuOpts struct {
 	pubs, subs      int
@@ -119,6 +112,9 @@ type sfuRun struct {
 	cpu0, cpu1           time.Duration
 	in0, in1, out0, out1 uint64
 	outB0, outB1         uint64
+	t                    sfuUnderTest
+	st0, st1             sfu.RoomStats
+	hasStats             bool
 
 	errMu sync.Mutex
 	err   error
@@ -143,7 +139,7 @@ func (run *sfuRun) failed() error {
 func runSFU(ctx context.Context, o sfuOpts, name string, t sfuUnderTest) (res *sfuResult, err error) {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	run := &sfuRun{o: o, base: time.Now(), pubIndex: map[string]int{}}
+	run := &sfuRun{o: o, base: time.Now(), pubIndex: map[string]int{}, t: t}
 	if run.pubAPI, err = newSFUClientAPI(&run.in, nil); err != nil {
 		return nil, err
 	}
@@ -281,10 +277,16 @@ func (run *sfuRun) measure(ctx context.Context) error {
 		return err
 	}
 	run.cpu0, run.in0, run.out0, run.outB0 = cpuTime(os.Getpid()), run.in.pkts.Load(), run.out.pkts.Load(), run.out.bytes.Load()
+	if st, ok := run.t.(sfuStatser); ok {
+		run.st0 = st.stats()
+	}
 	if err := sleepUntil(t1); err != nil {
 		return err
 	}
 	run.cpu1, run.in1, run.out1, run.outB1 = cpuTime(os.Getpid()), run.in.pkts.Load(), run.out.pkts.Load(), run.out.bytes.Load()
+	if st, ok := run.t.(sfuStatser); ok {
+		run.st1, run.hasStats = st.stats(), true
+	}
 	return sleepUntil(t1 + time.Second)
 }
 
@@ -325,6 +327,7 @@ type sfuResult struct {
 	maxGap              time.Duration
 	lat                 latHist
 	keyframes, plisSeen int64
+	own                 *sfu.RoomStats // the forwarder's counters over the window, if it keeps any
 }
 
 func (r *sfuResult) cpuPerPacket() float64 {
@@ -341,6 +344,10 @@ func (r *sfuResult) print(w io.Writer) {
 	fmt.Fprintf(w, "%s: in %.0f packets/s, out %.0f packets/s, %.1f Mbit/s out; loss %.2f %% (worst track %.2f %%, %d duplicates dropped), freezes %d (longest video gap %s), p99 added latency %s; keyframes %d (PLI/FIR at publishers %d); CPU %.2f s (%.2f cores) = %.2f µs per forwarded packet\n",
 		r.name, float64(r.in)/s, float64(r.out)/s, float64(r.outBytes)*8/s/1e6, loss, r.worst, r.dups, r.freezes, r.maxGap.Round(time.Millisecond), p99,
 		r.keyframes, r.plisSeen, r.cpu.Seconds(), r.cpu.Seconds()/s, r.cpuPerPacket())
+	if o := r.own; o != nil {
+		fmt.Fprintf(w, "  its own counters: RTP in %.0f packets/s, out %.0f packets/s, %.1f Mbit/s out; NACKs from subscribers %d, to publishers %d; PLIs to publishers %d; dropped by the rate cap %d, for stuck subscribers %d; freezes seen %d\n",
+			float64(o.PacketsIn)/s, float64(o.PacketsOut)/s, float64(o.BitsOut)/s/1e6, o.NACKsReceived, o.NACKsSent, o.PLIsSent, o.DroppedRateCap, o.DroppedStuck, o.Freezes)
+	}
 }
 
 // tally turns what the clients saw into the result; every goroutine of
@@ -350,6 +357,12 @@ func (r *sfuResult) print(w io.Writer) {
 func (run *sfuRun) tally(name string) *sfuResult {
 	r := &sfuResult{name: name, window: run.o.window(), cpu: run.cpu1 - run.cpu0,
 		in: run.in1 - run.in0, out: run.out1 - run.out0, outBytes: run.outB1 - run.outB0}
+	if run.hasStats {
+		a, b := run.st0, run.st1
+		r.own = &sfu.RoomStats{PacketsIn: b.PacketsIn - a.PacketsIn, PacketsOut: b.PacketsOut - a.PacketsOut, BitsOut: b.BitsOut - a.BitsOut,
+			NACKsReceived: b.NACKsReceived - a.NACKsReceived, NACKsSent: b.NACKsSent - a.NACKsSent, PLIsSent: b.PLIsSent - a.PLIsSent,
+			DroppedRateCap: b.DroppedRateCap - a.DroppedRateCap, DroppedStuck: b.DroppedStuck - a.DroppedStuck, Freezes: b.Freezes - a.Freezes}
+	}
 	t0, t1 := time.Duration(run.t0.Load()), time.Duration(run.t1.Load())
 	for _, p := range run.pubs {
 		r.keyframes += p.pub.keyframes
