@@ -109,6 +109,7 @@ type sfuRun struct {
 	wg              sync.WaitGroup // senders, readers
 
 	// Read at the window's two ends.
+	busy0, busy1         time.Duration // the whole machine's
 	cpu0, cpu1           time.Duration
 	in0, in1, out0, out1 uint64
 	outB0, outB1         uint64
@@ -276,6 +277,7 @@ func (run *sfuRun) measure(ctx context.Context) error {
 	if err := sleepUntil(t0); err != nil {
 		return err
 	}
+	run.busy0 = machineBusy()
 	run.cpu0, run.in0, run.out0, run.outB0 = cpuTime(os.Getpid()), run.in.pkts.Load(), run.out.pkts.Load(), run.out.bytes.Load()
 	if st, ok := run.t.(sfuStatser); ok {
 		run.st0 = st.stats()
@@ -284,6 +286,7 @@ func (run *sfuRun) measure(ctx context.Context) error {
 		return err
 	}
 	run.cpu1, run.in1, run.out1, run.outB1 = cpuTime(os.Getpid()), run.in.pkts.Load(), run.out.pkts.Load(), run.out.bytes.Load()
+	run.busy1 = machineBusy()
 	if st, ok := run.t.(sfuStatser); ok {
 		run.st1, run.hasStats = st.stats(), true
 	}
@@ -320,6 +323,7 @@ type sfuResult struct {
 	window              time.Duration
 	in, out, outBytes   uint64
 	cpu                 time.Duration
+	others              time.Duration // other processes' CPU in the window
 	expected, received  int64
 	dups                int64
 	worst               float64 // worst loss of one subscriber's track, %
@@ -337,13 +341,14 @@ func (r *sfuResult) cpuPerPacket() float64 {
 func (r *sfuResult) print(w io.Writer) {
 	s := r.window.Seconds()
 	loss := 100 * float64(r.expected-r.received) / float64(max(r.expected, 1))
-	p99 := "n/a"
+	p99, p50 := "n/a", "n/a"
 	if v := r.lat.quantileUS(0.99); v >= 0 {
 		p99 = fmt.Sprintf("%.1f ms", float64(v)/1000)
+		p50 = fmt.Sprintf("%.1f ms", float64(r.lat.quantileUS(0.5))/1000)
 	}
-	fmt.Fprintf(w, "%s: in %.0f packets/s, out %.0f packets/s, %.1f Mbit/s out; loss %.2f %% (worst track %.2f %%, %d duplicates dropped), freezes %d (longest video gap %s), p99 added latency %s; keyframes %d (PLI/FIR at publishers %d); CPU %.2f s (%.2f cores) = %.2f µs per forwarded packet\n",
-		r.name, float64(r.in)/s, float64(r.out)/s, float64(r.outBytes)*8/s/1e6, loss, r.worst, r.dups, r.freezes, r.maxGap.Round(time.Millisecond), p99,
-		r.keyframes, r.plisSeen, r.cpu.Seconds(), r.cpu.Seconds()/s, r.cpuPerPacket())
+	fmt.Fprintf(w, "%s: in %.0f packets/s, out %.0f packets/s, %.1f Mbit/s out; loss %.2f %% (worst track %.2f %%, %d duplicates dropped), freezes %d (longest video gap %s), p99 added latency %s (p50 %s); keyframes %d (PLI/FIR at publishers %d, whole run); CPU %.2f s (%.2f cores; other processes %.2f cores) = %.2f µs per forwarded packet\n",
+		r.name, float64(r.in)/s, float64(r.out)/s, float64(r.outBytes)*8/s/1e6, loss, r.worst, r.dups, r.freezes, r.maxGap.Round(time.Millisecond), p99, p50,
+		r.keyframes, r.plisSeen, r.cpu.Seconds(), r.cpu.Seconds()/s, r.others.Seconds()/s, r.cpuPerPacket())
 	if o := r.own; o != nil {
 		fmt.Fprintf(w, "  its own counters: RTP in %.0f packets/s, out %.0f packets/s, %.1f Mbit/s out; NACKs from subscribers %d, to publishers %d; PLIs to publishers %d; dropped by the rate cap %d, for stuck subscribers %d; freezes seen %d\n",
 			float64(o.PacketsIn)/s, float64(o.PacketsOut)/s, float64(o.BitsOut)/s/1e6, o.NACKsReceived, o.NACKsSent, o.PLIsSent, o.DroppedRateCap, o.DroppedStuck, o.Freezes)
@@ -355,7 +360,7 @@ func (r *sfuResult) print(w io.Writer) {
 // first transmissions stamped in the window against the distinct sequence
 // numbers received with such a stamp.
 func (run *sfuRun) tally(name string) *sfuResult {
-	r := &sfuResult{name: name, window: run.o.window(), cpu: run.cpu1 - run.cpu0,
+	r := &sfuResult{name: name, window: run.o.window(), cpu: run.cpu1 - run.cpu0, others: max(run.busy1-run.busy0-(run.cpu1-run.cpu0), 0),
 		in: run.in1 - run.in0, out: run.out1 - run.out0, outBytes: run.outB1 - run.outB0}
 	if run.hasStats {
 		a, b := run.st0, run.st1
