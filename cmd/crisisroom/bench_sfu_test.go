@@ -27,7 +27,7 @@ func TestBenchSFU(t *testing.T) {
 	}
 	t.Log(out.String())
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	fig := regexp.MustCompile(`^(floor|crisisroom) \(.*\): in (\d+) packets/s, out (\d+) packets/s, ([\d.]+) Mbit/s out; loss ([\d.]+) % .* freezes (\d+) .* p99 added latency ([\d.]+) ms \(p50 [\d.]+ ms\); .* = ([\d.]+) µs per forwarded packet$`)
+	fig := regexp.MustCompile(`^(floor|crisisroom) \(.*\): in (\d+) packets/s, out (\d+) packets/s, ([\d.]+) Mbit/s out; loss ([\d.]+) % .* freezes (\d+) .* p99 added latency ([\d.]+) ms \(p50 [\d.]+ ms\); .* = ([\d.]+) µs per forwarded packet; UDP drops \(full receive buffers\) \d+$`)
 	runs := map[string]bool{}
 	for _, l := range lines[1 : len(lines)-1] {
 		if strings.HasPrefix(l, "  its own counters: RTP in ") {

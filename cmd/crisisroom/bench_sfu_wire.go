@@ -4,6 +4,9 @@ import (
 	"math/bits"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/pion/transport/v5"
@@ -195,3 +198,32 @@ func (s *seqSet) add(seq uint16) bool {
 func (s *seqSet) set(q uint16)      { s.bits[q>>6] |= 1 << (q & 63) }
 func (s *seqSet) clear(q uint16)    { s.bits[q>>6] &^= 1 << (q & 63) }
 func (s *seqSet) has(q uint16) bool { return s.bits[q>>6]&(1<<(q&63)) != 0 }
+
+// udpRcvbufErrors reads the kernel's count of UDP datagrams dropped for a
+// full socket receive buffer (this network namespace: other tests on the
+// machine count too). On loopback that is where a forwarder that does not
+// read fast enough loses packets, before any counter of its own.
+func udpRcvbufErrors() uint64 {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0
+	}
+	var names []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "RcvbufErrors" && i < len(f) {
+				v, _ := strconv.ParseUint(f[i], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
+}
