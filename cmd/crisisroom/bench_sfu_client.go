@@ -175,8 +175,12 @@ func (c *sfuClient) answerDown(offer string) error {
 		c.down = pc
 		pc.OnTrack(c.onTrack)
 		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-			if s == webrtc.PeerConnectionStateConnected {
+			switch s {
+			case webrtc.PeerConnectionStateConnected:
 				c.once.Do(func() { close(c.downOK) })
+			case webrtc.PeerConnectionStateFailed:
+				// Said at once, rather than as a timeout minutes later.
+				c.run.fail(fmt.Errorf("%s: down connection failed", c.id))
 			}
 		})
 	}
@@ -331,8 +335,11 @@ func (p *sfuPublisher) publish() error {
 	c.up = pc
 	p.upOK = make(chan struct{})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateConnected {
+		switch s {
+		case webrtc.PeerConnectionStateConnected:
 			p.startOnce.Do(func() { close(p.upOK) })
+		case webrtc.PeerConnectionStateFailed:
+			c.run.fail(fmt.Errorf("%s: up connection failed", c.id))
 		}
 	})
 	for _, t := range []*webrtc.TrackLocalStaticRTP{p.audio, p.video} {
