@@ -102,6 +102,7 @@ type sfuRun struct {
 	t0, t1          atomic.Int64 // since base; 0 until set
 	pubIndex        map[string]int
 	pubAPI, downAPI *webrtc.API
+	ports           portSet   // the clients' sockets
 	in, out         wireCount // what the publishers sent, what the receivers got
 	pubs, subs      []*sfuClient
 	flowing         atomic.Int64   // subscriber tracks that have had a packet
@@ -109,14 +110,15 @@ type sfuRun struct {
 	wg              sync.WaitGroup // senders, readers
 
 	// Read at the window's two ends.
-	busy0, busy1         time.Duration // the whole machine's
-	drops0, drops1       uint64        // UDP receive-buffer overflows
-	cpu0, cpu1           time.Duration
-	in0, in1, out0, out1 uint64
-	outB0, outB1         uint64
-	t                    sfuUnderTest
-	st0, st1             sfu.RoomStats
-	hasStats             bool
+	busy0, busy1                             time.Duration // the whole machine's
+	drops0, drops1                           uint64        // UDP receive-buffer overflows
+	clDrops0, clDrops1, fwdDrops0, fwdDrops1 uint64        // the same per socket, this process's
+	cpu0, cpu1                               time.Duration
+	in0, in1, out0, out1                     uint64
+	outB0, outB1                             uint64
+	t                                        sfuUnderTest
+	st0, st1                                 sfu.RoomStats
+	hasStats                                 bool
 
 	errMu sync.Mutex
 	err   error
@@ -144,10 +146,10 @@ func runSFU(ctx context.Context, o sfuOpts, name string, t sfuUnderTest) (res *s
 	// The first run's garbage is not the second's to collect.
 	runtime.GC()
 	run := &sfuRun{o: o, base: time.Now(), pubIndex: map[string]int{}, t: t}
-	if run.pubAPI, err = newSFUClientAPI(&run.in, nil); err != nil {
+	if run.pubAPI, err = newSFUClientAPI(&run.in, nil, &run.ports); err != nil {
 		return nil, err
 	}
-	if run.downAPI, err = newSFUClientAPI(nil, &run.out); err != nil {
+	if run.downAPI, err = newSFUClientAPI(nil, &run.out, &run.ports); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -281,6 +283,7 @@ func (run *sfuRun) measure(ctx context.Context) error {
 		return err
 	}
 	run.busy0, run.drops0 = machineBusy(), udpRcvbufErrors()
+	run.clDrops0, run.fwdDrops0 = udpDrops(&run.ports)
 	run.cpu0, run.in0, run.out0, run.outB0 = cpuTime(os.Getpid()), run.in.pkts.Load(), run.out.pkts.Load(), run.out.bytes.Load()
 	if st, ok := run.t.(sfuStatser); ok {
 		run.st0 = st.stats()
@@ -290,6 +293,7 @@ func (run *sfuRun) measure(ctx context.Context) error {
 	}
 	run.cpu1, run.in1, run.out1, run.outB1 = cpuTime(os.Getpid()), run.in.pkts.Load(), run.out.pkts.Load(), run.out.bytes.Load()
 	run.busy1, run.drops1 = machineBusy(), udpRcvbufErrors()
+	run.clDrops1, run.fwdDrops1 = udpDrops(&run.ports)
 	if st, ok := run.t.(sfuStatser); ok {
 		run.st1, run.hasStats = st.stats(), true
 	}
@@ -327,7 +331,8 @@ type sfuResult struct {
 	in, out, outBytes   uint64
 	cpu                 time.Duration
 	others              time.Duration // other processes' CPU in the window
-	drops               uint64        // UDP datagrams dropped for a full receive buffer
+	drops               uint64        // UDP datagrams dropped for a full receive buffer, whole machine
+	fwdDrops, clDrops   uint64        // the same on this process's sockets: the forwarder's, the clients'
 	expected, received  int64
 	dups                int64
 	worst               float64 // worst loss of one subscriber's track, %
@@ -350,9 +355,9 @@ func (r *sfuResult) print(w io.Writer) {
 		p99 = fmt.Sprintf("%.1f ms", float64(v)/1000)
 		p50 = fmt.Sprintf("%.1f ms", float64(r.lat.quantileUS(0.5))/1000)
 	}
-	fmt.Fprintf(w, "%s: in %.0f packets/s, out %.0f packets/s, %.1f Mbit/s out; loss %.2f %% (worst track %.2f %%, %d duplicates dropped), freezes %d (longest video gap %s), p99 added latency %s (p50 %s); keyframes %d (PLI/FIR at publishers %d, whole run); CPU %.2f s (%.2f cores; other processes %.2f cores) = %.2f µs per forwarded packet; UDP drops (full receive buffers) %d\n",
+	fmt.Fprintf(w, "%s: in %.0f packets/s, out %.0f packets/s, %.1f Mbit/s out; loss %.2f %% (worst track %.2f %%, %d duplicates dropped), freezes %d (longest video gap %s), p99 added latency %s (p50 %s); keyframes %d (PLI/FIR at publishers %d, whole run); CPU %.2f s (%.2f cores; other processes %.2f cores) = %.2f µs per forwarded packet; UDP drops (full receive buffers) at the forwarder's sockets %d, at the clients' %d, machine-wide %d\n",
 		r.name, float64(r.in)/s, float64(r.out)/s, float64(r.outBytes)*8/s/1e6, loss, r.worst, r.dups, r.freezes, r.maxGap.Round(time.Millisecond), p99, p50,
-		r.keyframes, r.plisSeen, r.cpu.Seconds(), r.cpu.Seconds()/s, r.others.Seconds()/s, r.cpuPerPacket(), r.drops)
+		r.keyframes, r.plisSeen, r.cpu.Seconds(), r.cpu.Seconds()/s, r.others.Seconds()/s, r.cpuPerPacket(), r.fwdDrops, r.clDrops, r.drops)
 	if o := r.own; o != nil {
 		fmt.Fprintf(w, "  its own counters: RTP in %.0f packets/s, out %.0f packets/s, %.1f Mbit/s out; NACKs from subscribers %d, to publishers %d; PLIs to publishers %d; dropped by the rate cap %d, for stuck subscribers %d; freezes seen %d\n",
 			float64(o.PacketsIn)/s, float64(o.PacketsOut)/s, float64(o.BitsOut)/s/1e6, o.NACKsReceived, o.NACKsSent, o.PLIsSent, o.DroppedRateCap, o.DroppedStuck, o.Freezes)
@@ -365,8 +370,8 @@ func (r *sfuResult) print(w io.Writer) {
 // numbers received with such a stamp.
 func (run *sfuRun) tally(name string) *sfuResult {
 	r := &sfuResult{name: name, window: run.o.window(), cpu: run.cpu1 - run.cpu0, others: max(run.busy1-run.busy0-(run.cpu1-run.cpu0), 0),
-		drops: run.drops1 - run.drops0,
-		in:    run.in1 - run.in0, out: run.out1 - run.out0, outBytes: run.outB1 - run.outB0}
+		drops: run.drops1 - run.drops0, fwdDrops: run.fwdDrops1 - run.fwdDrops0, clDrops: run.clDrops1 - run.clDrops0,
+		in: run.in1 - run.in0, out: run.out1 - run.out0, outBytes: run.outB1 - run.outB0}
 	if run.hasStats {
 		a, b := run.st0, run.st1
 		r.own = &sfu.RoomStats{PacketsIn: b.PacketsIn - a.PacketsIn, PacketsOut: b.PacketsOut - a.PacketsOut, BitsOut: b.BitsOut - a.BitsOut,

@@ -37,7 +37,7 @@ const (
 // interceptors (so receivers send NACKs and reports, and publishers answer
 // NACKs from a ring of sent packets), loopback only, and sockets that
 // count.
-func newSFUClientAPI(sent, recv *wireCount) (*webrtc.API, error) {
+func newSFUClientAPI(sent, recv *wireCount, ports *portSet) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, err
@@ -51,7 +51,7 @@ func newSFUClientAPI(sent, recv *wireCount) (*webrtc.API, error) {
 	}
 	se := turnserver.SettingEngine()
 	rtcpeer.Loopback(&se)
-	n, err := newCountingNet(sent, recv)
+	n, err := newCountingNet(sent, recv, ports)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -27,7 +28,7 @@ func TestBenchSFU(t *testing.T) {
 	}
 	t.Log(out.String())
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	fig := regexp.MustCompile(`^(floor|crisisroom) \(.*\): in (\d+) packets/s, out (\d+) packets/s, ([\d.]+) Mbit/s out; loss ([\d.]+) % .* freezes (\d+) .* p99 added latency ([\d.]+) ms \(p50 [\d.]+ ms\); .* = ([\d.]+) µs per forwarded packet; UDP drops \(full receive buffers\) \d+$`)
+	fig := regexp.MustCompile(`^(floor|crisisroom) \(.*\): in (\d+) packets/s, out (\d+) packets/s, ([\d.]+) Mbit/s out; loss ([\d.]+) % .* freezes (\d+) .* p99 added latency ([\d.]+) ms \(p50 [\d.]+ ms\); .* = ([\d.]+) µs per forwarded packet; UDP drops \(full receive buffers\) at the forwarder's sockets \d+, at the clients' \d+, machine-wide \d+$`)
 	runs := map[string]bool{}
 	for _, l := range lines[1 : len(lines)-1] {
 		if strings.HasPrefix(l, "  its own counters: RTP in ") {
@@ -105,5 +106,34 @@ func TestSFUCounters(t *testing.T) {
 	}
 	if p := h.quantileUS(0.99); p < 989 || p > 1030 {
 		t.Fatalf("p99 of 0..999 µs: %d", p)
+	}
+}
+
+// TestUDPDrops overflows a socket nobody reads and finds its drops among
+// this process's, on the side its port says.
+func TestUDPDrops(t *testing.T) {
+	ln, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_ = ln.SetReadBuffer(4096)
+	c, err := net.DialUDP("udp4", nil, ln.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var clients portSet
+	cl0, fwd0 := udpDrops(&clients)
+	for range 200 {
+		_, _ = c.Write(make([]byte, 1000))
+	}
+	cl1, fwd1 := udpDrops(&clients)
+	if fwd1 == fwd0 || cl1 != cl0 {
+		t.Fatalf("drops: forwarder %d → %d, clients %d → %d", fwd0, fwd1, cl0, cl1)
+	}
+	clients.add(ln.LocalAddr().(*net.UDPAddr).Port)
+	if cl, _ := udpDrops(&clients); cl < fwd1-fwd0 {
+		t.Fatalf("clients' drops %d, want at least %d", cl, fwd1-fwd0)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/pion/transport/v5"
@@ -31,14 +32,36 @@ func (w *wireCount) add(n int) {
 type countingNet struct {
 	*stdnet.Net
 	sent, recv *wireCount // nil: not counted
+	ports      *portSet   // the clients' local ports, to tell their drops from the forwarder's
 }
 
-func newCountingNet(sent, recv *wireCount) (*countingNet, error) {
+// portSet is the UDP ports the clients listen on.
+type portSet struct {
+	mu sync.Mutex
+	m  map[int]bool
+}
+
+func (p *portSet) add(port int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[int]bool{}
+	}
+	p.m[port] = true
+}
+
+func (p *portSet) has(port int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m[port]
+}
+
+func newCountingNet(sent, recv *wireCount, ports *portSet) (*countingNet, error) {
 	n, err := stdnet.NewNet()
 	if err != nil {
 		return nil, err
 	}
-	return &countingNet{Net: n, sent: sent, recv: recv}, nil
+	return &countingNet{Net: n, sent: sent, recv: recv, ports: ports}, nil
 }
 
 func (n *countingNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
@@ -47,6 +70,9 @@ func (n *countingNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.U
 		return nil, err
 	}
 	raw, _ := c.(*net.UDPConn)
+	if a, ok := c.LocalAddr().(*net.UDPAddr); ok {
+		n.ports.add(a.Port)
+	}
 	return &countingConn{UDPConn: c, raw: raw, sent: n.sent, recv: n.recv}, nil
 }
 
@@ -226,4 +252,38 @@ func udpRcvbufErrors() uint64 {
 		}
 	}
 	return 0
+}
+
+// udpDrops sums the kernel's per-socket drop counts (/proc/net/udp: a
+// full receive buffer) over this process's UDP sockets, split between
+// the clients' (ports in clients) and the rest, the forwarder's. Unlike
+// the machine's counter, other processes do not show in it.
+func udpDrops(clients *portSet) (cl, fwd uint64) {
+	ours := map[string]bool{}
+	des, _ := os.ReadDir("/proc/self/fd")
+	for _, de := range des {
+		l, err := os.Readlink("/proc/self/fd/" + de.Name())
+		if ino, ok := strings.CutPrefix(l, "socket:["); ok && err == nil {
+			ours[strings.TrimSuffix(ino, "]")] = true
+		}
+	}
+	b, err := os.ReadFile("/proc/self/net/udp")
+	if err != nil {
+		return 0, 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 13 || !ours[f[9]] {
+			continue
+		}
+		_, hexPort, _ := strings.Cut(f[1], ":")
+		port, _ := strconv.ParseUint(hexPort, 16, 16)
+		d, _ := strconv.ParseUint(f[12], 10, 64)
+		if clients.has(int(port)) {
+			cl += d
+		} else {
+			fwd += d
+		}
+	}
+	return cl, fwd
 }
