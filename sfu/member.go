@@ -41,6 +41,12 @@ type Member struct {
 	upMids  map[string]string // mid → track ID published from it
 	upCands []webrtc.ICECandidateInit
 
+	// Local candidates wait until their connection's description is
+	// sent (pion gathers as soon as the description is set), under cmu.
+	cmu  sync.Mutex
+	held map[string][]*webrtc.ICECandidateInit // by PC; nil entry: sent
+	sent map[string]bool
+
 	// Bitrate cap, under bmu.
 	bmu    sync.Mutex
 	tokens float64 // bits
@@ -49,7 +55,8 @@ type Member struct {
 
 func newMember(r *Router, id string, send func(Signal), opt JoinOptions) (*Member, error) {
 	m := &Member{r: r, id: id, send: send, opt: opt, sink: newSink(r), done: make(chan struct{}),
-		senders: map[*fwdTrack]*webrtc.RTPSender{}, upMids: map[string]string{}}
+		senders: map[*fwdTrack]*webrtc.RTPSender{}, upMids: map[string]string{},
+		held: map[string][]*webrtc.ICECandidateInit{}, sent: map[string]bool{}}
 	pc, err := r.api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, fmt.Errorf("sfu: down connection: %w", err)
@@ -73,13 +80,32 @@ func (m *Member) ID() string { return m.id }
 
 func (m *Member) candidateSender(pc string) func(*webrtc.ICECandidate) {
 	return func(c *webrtc.ICECandidate) {
-		if c == nil {
-			m.send(Signal{PC: pc, Kind: "candidate"})
+		var init *webrtc.ICECandidateInit
+		if c != nil {
+			j := c.ToJSON()
+			init = &j
+		}
+		m.cmu.Lock()
+		defer m.cmu.Unlock()
+		if !m.sent[pc] {
+			m.held[pc] = append(m.held[pc], init)
 			return
 		}
-		init := c.ToJSON()
-		m.send(Signal{PC: pc, Kind: "candidate", Candidate: &init})
+		m.send(Signal{PC: pc, Kind: "candidate", Candidate: init})
 	}
+}
+
+// sendDescription sends an offer or answer, then the candidates held for
+// it.
+func (m *Member) sendDescription(pc, kind, sdp string) {
+	m.cmu.Lock()
+	defer m.cmu.Unlock()
+	m.send(Signal{PC: pc, Kind: kind, SDP: sdp})
+	m.sent[pc] = true
+	for _, c := range m.held[pc] {
+		m.send(Signal{PC: pc, Kind: "candidate", Candidate: c})
+	}
+	m.held[pc] = nil
 }
 
 // Signal takes one message from the member: an offer on PCUp (answered
@@ -164,6 +190,9 @@ func (m *Member) upOffer(raw string) error {
 		if err != nil {
 			return fmt.Errorf("sfu: up connection: %w", err)
 		}
+		m.cmu.Lock()
+		m.sent[PCUp], m.held[PCUp] = false, nil
+		m.cmu.Unlock()
 		pc.OnICECandidate(m.candidateSender(PCUp))
 		pc.OnTrack(func(tr *webrtc.TrackRemote, rc *webrtc.RTPReceiver) { m.onTrack(pc, tr, rc) })
 		m.up, fresh = pc, true
@@ -191,7 +220,7 @@ func (m *Member) upOffer(raw string) error {
 		return fail(fmt.Errorf("%w: answer: %v", ErrBadOffer, err))
 	}
 	m.upInfo = info
-	m.send(Signal{PC: PCUp, Kind: "answer", SDP: answer.SDP})
+	m.sendDescription(PCUp, "answer", answer.SDP)
 	for _, c := range m.upCands {
 		_ = pc.AddICECandidate(c)
 	}
@@ -395,7 +424,7 @@ func (m *Member) negotiateLocked() {
 		return
 	}
 	m.inFlight, m.pending, m.offered = true, false, true
-	m.send(Signal{PC: PCDown, Kind: "offer", SDP: offer.SDP})
+	m.sendDescription(PCDown, "offer", offer.SDP)
 }
 
 func (m *Member) downAnswer(raw string) error {

@@ -17,8 +17,8 @@ const (
 
 // offerInfo is what the router needs from a publisher's offer.
 type offerInfo struct {
-	fingerprint string   // DTLS fingerprint: a new one means a new peer connection
-	videoMids   []string // video sections in order: camera, then screen
+	fingerprint string          // DTLS fingerprint: a new one means a new peer connection
+	videoMids   []string        // video sections in order: camera, then screen
 	sending     map[string]bool // mids whose section sends to us
 }
 
@@ -29,6 +29,11 @@ type offerInfo struct {
 // ErrUnsupportedCodec.
 func checkOffer(raw string) (offerInfo, error) {
 	var info offerInfo
+	// Count sections before the size limit: 50 sections are too many
+	// tracks, which says more than too many bytes.
+	if n := strings.Count(raw, "\nm="); n > maxAudioSections+maxVideoSections {
+		return info, fmt.Errorf("%w: %w: %d sections", ErrBadOffer, ErrTooManyTracks, n)
+	}
 	if len(raw) > maxOfferSize {
 		return info, fmt.Errorf("%w: %d bytes (at most %d)", ErrBadOffer, len(raw), maxOfferSize)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -149,7 +150,15 @@ func (s *SFU) listen(lf logging.LoggerFactory) error {
 	if s.cfg.TCPAddr == "" {
 		return nil
 	}
-	ln, err := net.Listen("tcp", s.cfg.TCPAddr)
+	// Accepted sockets inherit the listener's small send buffer.
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, tcpSendBuffer)
+		})
+		return errors.Join(err, serr)
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", s.cfg.TCPAddr)
 	if err != nil {
 		return fmt.Errorf("sfu: TCP listener: %w", err)
 	}
@@ -161,11 +170,14 @@ func (s *SFU) listen(lf logging.LoggerFactory) error {
 		Listener:        ln,
 		Logger:          lf.NewLogger("tcpmux"),
 		ReadBufferSize:  64,
-		WriteBufferSize: 256 * 1024,
+		WriteBufferSize: 64 * 1024,
 	})
 	s.closer = append(s.closer, s.tcp.Close)
 	return nil
 }
+
+// tcpSendBuffer is the socket send buffer of ICE-TCP connections.
+const tcpSendBuffer = 64 << 10
 
 // Close closes every room and the listeners.
 func (s *SFU) Close() error {
