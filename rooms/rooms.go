@@ -259,7 +259,7 @@ func (m *Manager) Join(ctx context.Context, token, name, reqID string, p Peer) (
 
 // RoomActions are the actions joined reports in Can.
 var RoomActions = []access.Action{access.RoomChat, access.RoomSend, access.RoomPresent, access.RoomAnnotate,
-	access.RoomAdmit, access.MapWatch, access.LogRead}
+	access.RoomAdmit, access.RoomMode, access.MapWatch, access.LogRead}
 
 // Can lists the RoomActions p may take in the event chain (for the page,
 // which hides the rest: the server still decides every message).

@@ -73,6 +73,13 @@ type SFU struct {
 	closed bool
 }
 
+// udpReadBuffer is the kernel receive buffer of the one UDP socket every
+// peer connection shares: a burst of every publisher's keyframes at once
+// must wait there while the readers catch up, not be dropped (the bench
+// saw drops on it under load that the per-connection sockets of a bare
+// pion forwarder did not have).
+const udpReadBuffer = 4 << 20
+
 // New opens the shared UDP (and TCP) listeners.
 func New(cfg Config) (*SFU, error) {
 	if cfg.Log == nil {
@@ -127,7 +134,8 @@ func (s *SFU) listen(lf logging.LoggerFactory) error {
 		if err != nil || p == 0 {
 			return fmt.Errorf("sfu: UDP address %q: listening on every interface needs a fixed port", s.cfg.UDPAddr)
 		}
-		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithLogger(lf.NewLogger("udpmux"))}
+		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithLogger(lf.NewLogger("udpmux")),
+			ice.UDPMuxFromPortWithReadBufferSize(udpReadBuffer)}
 		if s.cfg.Loopback {
 			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
 		}
@@ -145,6 +153,9 @@ func (s *SFU) listen(lf logging.LoggerFactory) error {
 		conn, err := net.ListenPacket("udp", s.cfg.UDPAddr)
 		if err != nil {
 			return fmt.Errorf("sfu: UDP listener: %w", err)
+		}
+		if uc, ok := conn.(*net.UDPConn); ok {
+			_ = uc.SetReadBuffer(udpReadBuffer) // best effort: the kernel caps it at rmem_max
 		}
 		s.udp = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), conn)
 		s.closer = append(s.closer, s.udp.Close)

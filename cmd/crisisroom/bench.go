@@ -27,8 +27,11 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "fanout" {
 		return benchFanout(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "sfu" {
+		return benchSFU(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "join" {
-		return fmt.Errorf("usage: crisisroom bench join [--runs N] | crisisroom bench intake [--declarants N] [--seconds S]")
+		return fmt.Errorf("usage: crisisroom bench join [--runs N] | crisisroom bench intake [--declarants N] [--seconds S] | crisisroom bench fanout [--watchers N] | crisisroom bench sfu [--publishers P] [--subscribers S] [--seconds T]")
 	}
 	return benchJoin(ctx, args[1:], stdout, stderr)
 }

@@ -11,6 +11,7 @@ import { SpeakerDetector } from './speaker.js';
 import { LiveMap } from './map.js';
 import { MainLog } from './mainlog.js';
 import { byId, find, Tile, Grid, renderPeople, ChatLog, showMode, showPanel, showUnread } from './ui.js';
+import { wireModeChoice } from './modechoice.js';
 import { MediaModes } from './sfu.js';
 import { showFinal, relabelFinal, setConn } from './final.js';
 
@@ -90,6 +91,7 @@ export class RoomApp {
     });
     /** @type {Signaling|null} */
     this.sig = null;
+    this.showModeChoice = wireModeChoice((type, data) => { this.sig?.send(type, data); });
     /** @type {LiveMap|null} */
     this.map = null;
     /** @type {MainLog|null} */
@@ -775,6 +777,7 @@ export class RoomApp {
    */
   updateHostTools() {
     const host = isHostRole(this.role) || !!this.session?.user.admin || !!this.can?.includes('room.admit');
+    this.showModeChoice(!!this.can?.includes('room.mode'));
     if (host && !this.guests) this.guests = new GuestLinks({ i18n: this.i18n, auth: this.auth, room: this.room });
     byId('tab-guests').hidden = !host;
     byId('guests-open').hidden = !host;
