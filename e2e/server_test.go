@@ -120,7 +120,13 @@ func (s *testServer) restart(t *testing.T) {
 // link mints a participant link to the standing room.
 func (s *testServer) link(t *testing.T, label string) string {
 	t.Helper()
-	u, err := s.app.NewRoomLink(context.Background(), app.MainRoom, rooms.RoleParticipant, label, time.Hour)
+	return s.linkAs(t, label, rooms.RoleParticipant)
+}
+
+// linkAs mints a room link of role for the main room.
+func (s *testServer) linkAs(t *testing.T, label, role string) string {
+	t.Helper()
+	u, err := s.app.NewRoomLink(context.Background(), app.MainRoom, role, label, time.Hour)
 	if err != nil {
 		t.Fatalf("mint link: %v", err)
 	}

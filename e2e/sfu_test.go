@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"crisisroom/app"
+	"crisisroom/rooms"
 )
 
 // sfuPageScript runs in every page before its own scripts: the fake
@@ -136,7 +137,11 @@ func TestRoomMovesToSFU(t *testing.T) {
 
 	// The mesh: four pages, each playing the others.
 	for i := 0; i < 4; i++ {
-		join(pages[i], srv.link(t, fmt.Sprintf("p%d", i+1)), fmt.Sprintf("Membre %d", i+1))
+		role := rooms.RoleParticipant
+		if i == 0 {
+			role = rooms.RoleHost // p1 chooses the mode at the end
+		}
+		join(pages[i], srv.linkAs(t, fmt.Sprintf("p%d", i+1), role), fmt.Sprintf("Membre %d", i+1))
 		pages[i].waitFor("joined", `document.getElementById('conn').dataset.status === 'open'`, 10*time.Second)
 	}
 	for i := 0; i < 4; i++ {
@@ -272,7 +277,36 @@ func TestRoomMovesToSFU(t *testing.T) {
 		assertPlaying(t, p)
 	}
 	screenshot(t, pages[0], dir, "sfu-back-to-mesh-desktop.png")
+	hostChoosesMode(t, pages[0], pages[1], dir)
 	for _, p := range pages[:2] {
 		p.checkClean()
 	}
+}
+
+// hostChoosesMode: the host of a two-member mesh moves the room to the SFU
+// from the people panel, then gives it back to the automatic rule (a mesh
+// at two); a participant has no such control.
+func hostChoosesMode(t *testing.T, host, member *page, dir string) {
+	t.Helper()
+	if eval[bool](member, `!document.getElementById('mode-choice-box').hidden`) {
+		t.Error("a participant sees the host's mode choice")
+	}
+	host.do("open the people panel", 5*time.Second, chromedp.Click(chromedp.CSS("#ctl-people")))
+	host.waitFor("the mode choice", `!document.getElementById('mode-choice-box').hidden`, 5*time.Second)
+	for _, c := range []struct{ choice, mode string }{{"sfu", "sfu"}, {"auto", "mesh"}} {
+		host.do("choose "+c.choice, 5*time.Second, chromedp.SetValue(chromedp.CSS("#mode-choice"), c.choice))
+		eval[bool](host, `document.getElementById('mode-choice').dispatchEvent(new Event('change'))`)
+		for _, p := range []*page{host, member} {
+			p.waitFor("the "+c.mode+" badge", `document.getElementById('mode-badge').dataset.mode === '`+c.mode+`'`, 10*time.Second)
+			p.waitFor("the other's tile on the "+c.mode, `document.querySelector('#grid .tile:not(.self)').dataset.via === '`+c.mode+`'`, 20*time.Second)
+		}
+		if c.mode == "sfu" {
+			screenshot(t, host, dir, "sfu-host-mode-choice-1366x768.png")
+		}
+	}
+	host.do("phone viewport", 5*time.Second, chromedp.EmulateViewport(390, 844,
+		chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait))
+	host.do("show the choice", 5*time.Second, chromedp.ScrollIntoView(chromedp.CSS("#mode-choice-box")))
+	screenshot(t, host, dir, "sfu-host-mode-choice-390x844.png")
+	assertPlaying(t, host)
 }

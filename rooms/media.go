@@ -172,18 +172,29 @@ func (m *Manager) setModeLocked(r *room, mode, why string) {
 // set at once, under the lock that told the member the mode: an up offer
 // the member sends as soon as it hears "sfu" waits for the attachment
 // instead of finding none.
+//
+// An attachment left from the room's previous SFU period (the room went
+// back to the mesh less than MeshBack ago) is ended and made afresh: the
+// page closed its SFU connections when its mesh played, and opens new
+// ones now.
 func (m *Manager) attachLocked(mem *Member) {
-	if mem.gone || mem.inst != "" || mem.media != nil || mem.mediaReady != nil {
+	if mem.gone || mem.inst != "" || mem.mediaReady != nil {
 		return
 	}
+	stale := mem.media != nil
+	mem.media = nil
 	ready := make(chan struct{})
 	mem.mediaReady = ready
-	go m.attach(mem, ready)
+	go m.attach(mem, ready, stale)
 }
 
-// attach joins a member to the SFU if its room is (still) in SFU mode.
-func (m *Manager) attach(mem *Member, ready chan struct{}) {
+// attach joins a member to the SFU if its room is (still) in SFU mode;
+// stale: end the member's previous attachment first.
+func (m *Manager) attach(mem *Member, ready chan struct{}, stale bool) {
 	defer close(ready)
+	if stale {
+		m.cfg.Media.Leave(mem.Room, mem.ID)
+	}
 	m.mu.Lock()
 	r := m.rooms[mem.Room]
 	if mem.gone || r == nil || r.mode != ModeSFU {

@@ -306,11 +306,18 @@ func (c *Client) setMode(mode string) {
 	c.mode = mode
 	c.t.add(EventMode, "", mode)
 	side, watchOnly := c.sfu, c.joined.WatchOnly
-	if mode == protocol.ModeSFU && side == nil {
+	var stale *sfuSide
+	if mode == protocol.ModeSFU {
+		// Connections left from a previous SFU period are ended: the
+		// server makes the member's attachment afresh too.
+		stale = side
 		side = newSFUSide(c.Node, !watchOnly, func(m protocol.SFU) error { return c.send(protocol.TypeSFU, m) }, c.flipped)
 		c.sfu = side
 	}
 	c.mu.Unlock()
+	if stale != nil {
+		stale.close()
+	}
 	if mode == protocol.ModeSFU {
 		if err := side.start(); err != nil {
 			c.fail("sfu-up", "publish", err)

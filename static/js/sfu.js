@@ -395,7 +395,11 @@ export class MediaModes {
     this.h.onMode(mode);
     clearTimeout(this.overlapTimer);
     if (mode === 'sfu') {
-      // Publish first; each member's tile moves over once its SFU video plays.
+      // Connections left from a previous SFU period are ended: the server
+      // makes our attachment afresh. Then publish first; each member's
+      // tile moves over once its SFU video plays.
+      this.sfu?.close();
+      this.sfu = null;
       this.session().start();
       for (const id of this.views.keys()) this.toSfu(id);
       this.overlapTimer = setTimeout(() => this.finishSfu(), OVERLAP_MS);
