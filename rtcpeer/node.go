@@ -22,6 +22,8 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
+
+	"crisisroom/internal/pionlog"
 )
 
 // Config is what every PeerConnection of a Node is built with.
@@ -94,7 +96,7 @@ func newNode(cfg Config, sig signaler) (*Node, error) {
 		se = *cfg.Settings
 	}
 	if se.LoggerFactory == nil {
-		se.LoggerFactory = slogFactory{cfg.Logger}
+		se.LoggerFactory = pionlog.New(cfg.Logger)
 	}
 	// No interceptors (NACK, reports, TWCC): the synthetic video needs no
 	// feedback, and fewer goroutines keep many peers light on two cores.

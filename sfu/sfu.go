@@ -14,6 +14,8 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
+
+	"crisisroom/internal/pionlog"
 )
 
 // Config configures an SFU. The zero value is a loopback SFU for tests.
@@ -95,7 +97,7 @@ func New(cfg Config) (*SFU, error) {
 		cfg.UDPAddr = "127.0.0.1:0"
 	}
 	s := &SFU{cfg: cfg, log: cfg.Log, now: cfg.Now, rooms: map[string]*Router{}}
-	lf := slogFactory{cfg.Log}
+	lf := pionlog.New(cfg.Log)
 	s.set.LoggerFactory = lf
 	if err := s.listen(lf); err != nil {
 		_ = s.Close()
@@ -289,32 +291,3 @@ func (s *SFU) Stats() []RoomStats {
 	})
 	return out
 }
-
-// slogFactory sends pion's logs to the SFU's logger.
-type slogFactory struct{ log *slog.Logger }
-
-func (f slogFactory) NewLogger(scope string) logging.LeveledLogger {
-	return pionLogger{f.log.With("pion", scope)}
-}
-
-type pionLogger struct{ log *slog.Logger }
-
-// levelTrace sits below Debug: pion traces every packet.
-const levelTrace = slog.LevelDebug - 4
-
-func (l pionLogger) logf(level slog.Level, format string, args ...any) {
-	if l.log.Enabled(context.Background(), level) {
-		l.log.Log(context.Background(), level, fmt.Sprintf(format, args...))
-	}
-}
-
-func (l pionLogger) Trace(msg string)          { l.logf(levelTrace, "%s", msg) }
-func (l pionLogger) Tracef(f string, a ...any) { l.logf(levelTrace, f, a...) }
-func (l pionLogger) Debug(msg string)          { l.logf(slog.LevelDebug, "%s", msg) }
-func (l pionLogger) Debugf(f string, a ...any) { l.logf(slog.LevelDebug, f, a...) }
-func (l pionLogger) Info(msg string)           { l.logf(slog.LevelInfo, "%s", msg) }
-func (l pionLogger) Infof(f string, a ...any)  { l.logf(slog.LevelInfo, f, a...) }
-func (l pionLogger) Warn(msg string)           { l.logf(slog.LevelWarn, "%s", msg) }
-func (l pionLogger) Warnf(f string, a ...any)  { l.logf(slog.LevelWarn, f, a...) }
-func (l pionLogger) Error(msg string)          { l.logf(slog.LevelError, "%s", msg) }
-func (l pionLogger) Errorf(f string, a ...any) { l.logf(slog.LevelError, f, a...) }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/pion/turn/v5"
+
+	"crisisroom/internal/pionlog"
 )
 
 const testSecret = "0123456789abcdef0123456789abcdef"
@@ -107,7 +109,7 @@ func turnClient(t *testing.T, s *Server, username, password string) *turn.Client
 		Username:       username,
 		Password:       password,
 		Conn:           conn,
-		LoggerFactory:  slogFactory{log: testLog(t), ceiling: slog.LevelDebug},
+		LoggerFactory:  pionlog.Factory{Log: testLog(t), Ceiling: slog.LevelDebug},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"crisisroom/internal/pionlog"
 )
 
 // SettingEngine returns the pion settings crisisroom's own peers use (the
@@ -48,7 +50,7 @@ func SettingEngine() webrtc.SettingEngine {
 // Internet to it.
 func (s *Server) SelfTest(ctx context.Context, tlsHost string) error {
 	se := SettingEngine()
-	se.LoggerFactory = slogFactory{log: s.log.With("component", "turn-selftest"), ceiling: slog.LevelDebug}
+	se.LoggerFactory = pionlog.Factory{Log: s.log.With("component", "turn-selftest"), Ceiling: slog.LevelDebug}
 	if s.relayIP.Is4() {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
 	} else {

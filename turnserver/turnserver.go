@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/pion/turn/v5"
+
+	"crisisroom/internal/pionlog"
 )
 
 // Config of the relay. Listen addresses may use port 0; the server reports
@@ -142,7 +144,7 @@ func (s *Server) serverConfig(policy *peerPolicy) turn.ServerConfig {
 		// connections) as errors; on an Internet-facing port those are
 		// routine, so they are capped at info. Relay faults show in the
 		// self-test instead.
-		LoggerFactory: slogFactory{log: s.log.With("component", "turn"), ceiling: slog.LevelInfo},
+		LoggerFactory: pionlog.Factory{Log: s.log.With("component", "turn"), Ceiling: slog.LevelInfo},
 		EventHandler: turn.EventHandler{
 			OnAllocationCreated: s.quota.created,
 			OnAllocationDeleted: s.quota.deleted,
