@@ -38,6 +38,18 @@ const (
 // NACKs from a ring of sent packets), loopback only, and sockets that
 // count.
 func newSFUClientAPI(sent, recv *wireCount, ports *portSet) (*webrtc.API, error) {
+	n, err := newCountingNet(sent, recv, ports)
+	if err != nil {
+		return nil, err
+	}
+	return newBenchAPI(func(se *webrtc.SettingEngine) { se.SetNet(n) })
+}
+
+// newBenchAPI is the pion API both the clients and the floor forwarder
+// use: the browser's codecs, the audio level extension (the floor forwards
+// it as is, negotiated as the sfu package does), pion's default
+// interceptors, loopback only; tune adjusts the settings.
+func newBenchAPI(tune func(*webrtc.SettingEngine)) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, err
@@ -51,11 +63,9 @@ func newSFUClientAPI(sent, recv *wireCount, ports *portSet) (*webrtc.API, error)
 	}
 	se := turnserver.SettingEngine()
 	rtcpeer.Loopback(&se)
-	n, err := newCountingNet(sent, recv, ports)
-	if err != nil {
-		return nil, err
+	if tune != nil {
+		tune(&se)
 	}
-	se.SetNet(n)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 

@@ -5,13 +5,9 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/pion/interceptor"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
-	"crisisroom/rtcpeer"
 	"crisisroom/sfu"
-	"crisisroom/turnserver"
 )
 
 // floorSFU is the floor the sfu package is measured against: pion's
@@ -50,22 +46,11 @@ type floorMember struct {
 }
 
 func newFloorSFU() (*floorSFU, error) {
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
+	api, err := newBenchAPI(nil)
+	if err != nil {
 		return nil, err
 	}
-	// Forwarded as is; registered so that it is negotiated, as the sfu
-	// package does.
-	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, err
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
-		return nil, err
-	}
-	se := turnserver.SettingEngine()
-	rtcpeer.Loopback(&se)
-	return &floorSFU{api: webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))}, nil
+	return &floorSFU{api: api}, nil
 }
 
 func (f *floorSFU) join(id string, _ bool, send func(sfu.Signal)) (func(sfu.Signal) error, error) {
