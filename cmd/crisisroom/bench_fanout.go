@@ -97,7 +97,7 @@ func (o *fanoutOpts) check() error {
 	case o.url != "" && o.token == "":
 		return errors.New("bench fanout: --url needs --token (a room host link)")
 	case o.url == "" && o.territory == "":
-		return errors.New("bench fanout: no shared/geo found; pass --territory FILE (and --communes CSV)")
+		return errors.New("bench fanout: no testdata/geo found (not in a checkout); pass --territory FILE (and --communes CSV)")
 	}
 	if _, tok, ok := strings.Cut(o.token, "#t="); ok {
 		o.token = tok

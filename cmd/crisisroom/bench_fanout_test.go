@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 // is printed, not asserted: the machine is shared.
 func TestBenchFanout(t *testing.T) {
 	if geo, _ := defaultGeoFiles(); geo == "" {
-		t.Fatal("shared/geo (the Morbihan communes) not found beside the repository")
+		t.Fatal("testdata/geo (the Morbihan communes) not found in the repository")
 	}
 	t.Setenv(asBinary, "1")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -71,7 +71,7 @@ func TestBenchFanout(t *testing.T) {
 // cross-instance figure comes before fanout_p99_ms=X, still last.
 func TestBenchFanoutInstances(t *testing.T) {
 	if geo, _ := defaultGeoFiles(); geo == "" {
-		t.Fatal("shared/geo (the Morbihan communes) not found beside the repository")
+		t.Fatal("testdata/geo (the Morbihan communes) not found in the repository")
 	}
 	t.Setenv(asBinary, "1")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

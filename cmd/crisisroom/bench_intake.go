@@ -26,6 +26,7 @@ import (
 
 	"crisisroom/app"
 	"crisisroom/declarations"
+	"crisisroom/internal/refgeo"
 	"crisisroom/store/sqlite"
 )
 
@@ -43,8 +44,8 @@ func benchIntake(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	seconds := fs.Float64("seconds", 5, "measured time of each of the two kinds")
 	rounds := fs.Int("rounds", 10, "alternations of the two kinds the seconds are split into")
 	geo, list := defaultGeoFiles()
-	territoryFile := fs.String("territory", geo, "commune boundaries GeoJSON (default: shared/geo beside the repository, if found)")
-	communesFile := fs.String("communes", list, "commune list CSV (default: shared/geo beside the repository, if found)")
+	territoryFile := fs.String("territory", geo, "commune boundaries GeoJSON (default: the repository's testdata/geo, when run in a checkout)")
+	communesFile := fs.String("communes", list, "commune list CSV (default: the repository's testdata/geo, when run in a checkout)")
 	dir := fs.String("dir", "", "parent of the temporary data dir; put it on the disk you deploy on (default: the system temp dir)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
@@ -54,7 +55,7 @@ func benchIntake(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return errors.New("bench intake: --declarants and --rounds at least 1, --seconds positive")
 	}
 	if *territoryFile == "" {
-		return errors.New("bench intake: no shared/geo found; pass --territory FILE (and --communes CSV)")
+		return errors.New("bench intake: no testdata/geo found (not in a checkout); pass --territory FILE (and --communes CSV)")
 	}
 	tmp, err := os.MkdirTemp(*dir, "crisisroom-bench-intake-")
 	if err != nil {
@@ -92,27 +93,14 @@ func benchIntake(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
-// defaultGeoFiles looks for shared/geo in the working directory and its
-// parents (the repository's reference data sits beside it).
+// defaultGeoFiles is the repository's reference territory (testdata/geo),
+// when the bench runs inside a checkout.
 func defaultGeoFiles() (geojson, csv string) {
-	dir, err := os.Getwd()
+	g, err := refgeo.Find()
 	if err != nil {
 		return "", ""
 	}
-	for {
-		g := filepath.Join(dir, "shared", "geo")
-		if _, err := os.Stat(filepath.Join(g, "communes-56-morbihan.geojson")); err == nil {
-			c := filepath.Join(g, "communes-56-morbihan-cog2021.csv")
-			if _, err := os.Stat(c); err != nil {
-				c = ""
-			}
-			return filepath.Join(g, "communes-56-morbihan.geojson"), c
-		}
-		if filepath.Dir(dir) == dir {
-			return "", ""
-		}
-		dir = filepath.Dir(dir)
-	}
+	return filepath.Join(g, refgeo.Boundaries), filepath.Join(g, refgeo.Communes)
 }
 
 type intakeResult struct {
