@@ -5,7 +5,7 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
-RUN npm run check && (npm run | grep -q '^  build$' && npm run build || true)
+RUN npm run check && npm run build
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src

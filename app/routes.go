@@ -52,7 +52,7 @@ func (a *App) routes() (http.Handler, error) {
 	})
 	r.Handle("/css/*", fileServer)
 	r.Handle("/js/*", fileServer)
-	r.Handle("/vendor/*", fileServer) // Leaflet, copied from node_modules by npm run build
+	r.Handle("/vendor/*", fileServer) // Leaflet, at the lock file's version, committed (npm run build refreshes it)
 	r.Get("/config.json", a.pageConfig)
 	r.With(middleware.Compress(5, "application/geo+json")).Get("/territory.geojson", a.territoryGeoJSON())
 	return r, nil

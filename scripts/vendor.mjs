@@ -1,6 +1,8 @@
 // npm run build: copies the browser libraries the page loads from
 // node_modules (versions pinned by package-lock.json) into static/vendor/,
-// which the Go binary embeds. static/vendor/ is not committed.
+// which the Go binary embeds. The copy is committed, so that a plain
+// `go build` gives a complete binary; static's TestVendorMatchesLock fails
+// when it differs from what the lock file pins (then run npm ci and this).
 import { cpSync, mkdirSync, rmSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
