@@ -1,6 +1,9 @@
 package access
 
-import "slices"
+import (
+	"maps"
+	"slices"
+)
 
 // Scope says which event an HTTP route acts in, for the role lookup.
 type Scope int
@@ -38,12 +41,7 @@ func RouteRule(method, pattern string) (Rule, bool) {
 
 // RouteKeys lists "METHOD pattern" of every route that has a rule, sorted.
 func RouteKeys() []string {
-	keys := make([]string, 0, len(routes))
-	for k := range routes {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
+	return slices.Sorted(maps.Keys(routes))
 }
 
 // routes maps "METHOD pattern" (chi's pattern, from the root) to its rule.
@@ -130,12 +128,7 @@ func MessageAction(key string) (Action, bool) {
 
 // MessageKeys lists every message key that has an action, sorted.
 func MessageKeys() []string {
-	keys := make([]string, 0, len(messages))
-	for k := range messages {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
+	return slices.Sorted(maps.Keys(messages))
 }
 
 // messages maps each WebSocket message key to its action in the socket's

@@ -25,7 +25,7 @@ import (
 // The real server, through its HTTP API: app.OpenBackends + app.New with the
 // real Morbihan territory, served by httptest on loopback.
 
-// sharedGeoDir is the shared reference territory (internal/testgeo).
+// sharedGeoDir is the reference territory in testdata/geo (internal/testgeo).
 func sharedGeoDir(t *testing.T) string { return testgeo.Dir(t) }
 
 // parisDay is today+offset in the deployment's time zone, the zone the

@@ -31,7 +31,7 @@ import (
 	"crisisroom/rooms"
 )
 
-// declGeoDir is the shared reference territory (internal/testgeo).
+// declGeoDir is the reference territory in testdata/geo (internal/testgeo).
 func declGeoDir(t *testing.T) string { return testgeo.Dir(t) }
 
 // startDeclServer is startServer with the Morbihan territory loaded, so

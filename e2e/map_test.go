@@ -31,7 +31,7 @@ const (
 	followJS = `document.getElementById('map-pane').dataset.follow`
 )
 
-// geoDir is the shared reference territory (internal/testgeo).
+// geoDir is the reference territory in testdata/geo (internal/testgeo).
 func geoDir(t *testing.T) string { return testgeo.Dir(t) }
 
 func startMapServer(t *testing.T) *testServer {

@@ -72,7 +72,7 @@ func start(t *testing.T) *env {
 		ws: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", http: &http.Client{Timeout: 20 * time.Second}}
 }
 
-// geoDir is the shared reference territory (internal/testgeo).
+// geoDir is the reference territory in testdata/geo (internal/testgeo).
 func geoDir(t *testing.T) string { return testgeo.Dir(t) }
 
 type answer struct {

@@ -330,6 +330,12 @@ type SFU struct {
 	Candidate *ICECandidate `json:"candidate,omitempty"` // nil with kind candidate: end of candidates
 }
 
+// The two peer connections of a member in SFU mode (SFU.PC).
+const (
+	SFUUp   = "up"   // the member offers and publishes
+	SFUDown = "down" // the server offers and forwards
+)
+
 // ICECandidate is a browser's RTCIceCandidateInit.
 type ICECandidate struct {
 	Candidate     string  `json:"candidate"`
@@ -338,7 +344,7 @@ type ICECandidate struct {
 }
 
 func (s *SFU) Validate() error {
-	if s.PC != "up" && s.PC != "down" {
+	if s.PC != SFUUp && s.PC != SFUDown {
 		return errors.New("pc: up or down")
 	}
 	switch s.Kind {

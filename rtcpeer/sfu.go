@@ -2,6 +2,8 @@ package rtcpeer
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -77,7 +79,7 @@ func (s *sfuSide) start() error {
 			return errors.Join(err, pc.Close())
 		}
 	}
-	s.watch(pc, protocolUp)
+	s.watch(pc, protocol.SFUUp)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -95,13 +97,8 @@ func (s *sfuSide) start() error {
 	if err := pc.SetLocalDescription(offer); err != nil {
 		return err
 	}
-	return s.send(protocol.SFU{PC: protocolUp, Kind: "offer", SDP: offer.SDP})
+	return s.send(protocol.SFU{PC: protocol.SFUUp, Kind: "offer", SDP: offer.SDP})
 }
-
-const (
-	protocolUp   = "up"
-	protocolDown = "down"
-)
 
 // opusPayload is a silent Opus frame's size class; nothing decodes it.
 var opusPayload = make([]byte, 80)
@@ -148,7 +145,7 @@ func (s *sfuSide) watch(pc *webrtc.PeerConnection, which string) {
 // onSignal applies one of the server's SFU messages.
 func (s *sfuSide) onSignal(m protocol.SFU) error {
 	switch {
-	case m.PC == protocolUp && m.Kind == "answer":
+	case m.PC == protocol.SFUUp && m.Kind == "answer":
 		s.mu.Lock()
 		up := s.up
 		s.mu.Unlock()
@@ -158,8 +155,8 @@ func (s *sfuSide) onSignal(m protocol.SFU) error {
 		if err := up.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
 			return err
 		}
-		return s.flush(protocolUp, up)
-	case m.PC == protocolDown && m.Kind == "offer":
+		return s.flush(protocol.SFUUp, up)
+	case m.PC == protocol.SFUDown && m.Kind == "offer":
 		return s.answerDown(m.SDP)
 	case m.Kind == "candidate":
 		if m.Candidate == nil || m.Candidate.Candidate == "" {
@@ -168,7 +165,7 @@ func (s *sfuSide) onSignal(m protocol.SFU) error {
 		c := webrtc.ICECandidateInit{Candidate: m.Candidate.Candidate, SDPMid: m.Candidate.SDPMid, SDPMLineIndex: m.Candidate.SDPMLineIndex}
 		s.mu.Lock()
 		pc := s.up
-		if m.PC == protocolDown {
+		if m.PC == protocol.SFUDown {
 			pc = s.down
 		}
 		if pc == nil || pc.RemoteDescription() == nil {
@@ -193,7 +190,7 @@ func (s *sfuSide) answerDown(sdp string) error {
 		if pc, err = s.n.api.NewPeerConnection(s.conf()); err != nil {
 			return err
 		}
-		s.watch(pc, protocolDown)
+		s.watch(pc, protocol.SFUDown)
 		pc.OnTrack(s.onTrack)
 		s.mu.Lock()
 		if s.closed {
@@ -213,10 +210,10 @@ func (s *sfuSide) answerDown(sdp string) error {
 	if err := pc.SetLocalDescription(answer); err != nil {
 		return err
 	}
-	if err := s.flush(protocolDown, pc); err != nil {
+	if err := s.flush(protocol.SFUDown, pc); err != nil {
 		return err
 	}
-	return s.send(protocol.SFU{PC: protocolDown, Kind: "answer", SDP: answer.SDP})
+	return s.send(protocol.SFU{PC: protocol.SFUDown, Kind: "answer", SDP: answer.SDP})
 }
 
 // flush applies the remote candidates that came before the description.
@@ -379,11 +376,7 @@ func (c *Client) closeSFUWhenMeshPlays() {
 func (c *Client) roomPeers() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]string, 0, len(c.members))
-	for id := range c.members {
-		out = append(out, id)
-	}
-	return out
+	return slices.Collect(maps.Keys(c.members))
 }
 
 // ChooseMode asks the server for the room's media mode (a host's

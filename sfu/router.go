@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -296,12 +297,7 @@ func (r *Router) unpublish(m *Member, ids []string) {
 func (r *Router) Members() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ids := make([]string, 0, len(r.members))
-	for id := range r.members {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
+	return slices.Sorted(maps.Keys(r.members))
 }
 
 // Close makes every member leave and stops the router.

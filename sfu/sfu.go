@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"sync"
@@ -260,12 +261,7 @@ func (s *SFU) removeRoom(r *Router) {
 func (s *SFU) Rooms() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	names := make([]string, 0, len(s.rooms))
-	for n := range s.rooms {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(s.rooms))
 }
 
 // Stats returns each room's counters, sorted by room.

@@ -15,7 +15,7 @@ import (
 	"crisisroom/rooms"
 )
 
-// geoDir is the shared reference territory (internal/testgeo).
+// geoDir is the reference territory in testdata/geo (internal/testgeo).
 func geoDir(t *testing.T) string { return testgeo.Dir(t) }
 
 func mapEnv(t *testing.T) *biEnv {

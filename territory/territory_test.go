@@ -15,7 +15,7 @@ const (
 	realCSV     = "communes-56-morbihan-cog2021.csv"
 )
 
-// geoDir is the shared reference territory (internal/testgeo).
+// geoDir is the reference territory in testdata/geo (internal/testgeo).
 func geoDir(t testing.TB) string { return testgeo.Dir(t) }
 
 func loadReal(t *testing.T, withCSV bool) *Territory {

@@ -15,7 +15,7 @@ import (
 	"crisisroom/territory"
 )
 
-// sharedGeo is the shared reference territory (internal/testgeo).
+// sharedGeo is the reference territory in testdata/geo (internal/testgeo).
 func sharedGeo(t *testing.T) string { return testgeo.Dir(t) }
 
 // TestTerritoryFetch runs `crisisroom territory fetch` against a loopback

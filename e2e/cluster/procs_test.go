@@ -29,7 +29,7 @@ type env struct {
 
 func newEnv(t *testing.T, databaseURL, redisURL string) *env {
 	t.Helper()
-	geojson, communes := testgeo.Files(t) // fails when ../shared/geo is missing
+	geojson, communes := testgeo.Files(t) // the repository's testdata/geo
 	e := &env{bin: filepath.Join(t.TempDir(), "crisisroom"),
 		args: []string{"--territory", geojson, "--communes", communes, "--database-url", databaseURL, "--redis-url", redisURL}}
 	gobin, err := exec.LookPath("go")

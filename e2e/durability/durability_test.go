@@ -66,7 +66,7 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-// sharedGeo is the shared reference territory (internal/testgeo).
+// sharedGeo is the reference territory in testdata/geo (internal/testgeo).
 func sharedGeo(t *testing.T) string { return testgeo.Dir(t) }
 
 func readCodes(t *testing.T, path string) []string {
