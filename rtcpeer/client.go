@@ -218,9 +218,18 @@ func (c *Client) negotiate(j protocol.Joined) {
 		c.setMode(j.Mode)
 		return
 	}
+	// A room back in the mesh while we were away: our SFU connections go
+	// (the server ended its side), and the mesh is negotiated below.
 	c.mu.Lock()
-	c.mode = protocol.ModeMesh
+	changed, side := c.mode == protocol.ModeSFU, c.sfu
+	c.mode, c.sfu = protocol.ModeMesh, nil
 	c.mu.Unlock()
+	if changed {
+		c.t.add(EventMode, "", protocol.ModeMesh)
+	}
+	if side != nil {
+		side.close()
+	}
 	present := map[string]bool{}
 	for _, p := range j.Peers {
 		present[p.ID] = true

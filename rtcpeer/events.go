@@ -80,7 +80,7 @@ func (t *tracker) packet(peer string, first bool) {
 	}
 	t.last[peer] = now
 	if first {
-		t.events = append(t.events, Event{Kind: EventFirstRTP, Peer: peer, At: time.Now()})
+		t.events = append(t.events, Event{Kind: EventFirstRTP, Peer: peer, At: now})
 	}
 	t.notifyLocked()
 }

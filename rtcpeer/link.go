@@ -154,24 +154,29 @@ func (l *link) readTrack(tr *webrtc.TrackRemote) {
 	}
 }
 
-// sendVideo writes a synthetic VP8 packet every RTPInterval. Writes before
-// the transport is up are dropped by pion, as a camera's frames would be.
+// sendVideo writes a synthetic VP8 packet every RTPInterval.
 func (l *link) sendVideo() {
 	defer l.wg.Done()
-	iv := l.n.cfg.RTPInterval
-	tick := time.NewTicker(iv)
+	sendSynthetic(l.done, l.track, 90000, vp8Payload, l.n.cfg.RTPInterval)
+}
+
+// sendSynthetic writes a synthetic packet on track every interval, with
+// timestamps on its clock, until done. Writes before the transport is up
+// are dropped by pion, as a camera's frames would be.
+func sendSynthetic(done <-chan struct{}, track *webrtc.TrackLocalStaticRTP, clock uint32, payload []byte, interval time.Duration) {
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, Marker: true}, Payload: vp8Payload}
-	step := uint32(90000 * iv / time.Second) // the 90 kHz video clock
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, Marker: true}, Payload: payload}
+	step := uint32(int64(clock) * int64(interval) / int64(time.Second))
 	for {
 		select {
-		case <-l.done:
+		case <-done:
 			return
 		case <-tick.C:
 		}
 		pkt.SequenceNumber++
 		pkt.Timestamp += step
-		_ = l.track.WriteRTP(pkt)
+		_ = track.WriteRTP(pkt)
 	}
 }
 

@@ -157,11 +157,7 @@ func (n *Node) ensureLink(peer string, offerer bool) (*link, error) {
 	if l := n.links[peer]; l != nil {
 		return l, nil
 	}
-	conf := webrtc.Configuration{ICEServers: n.ice}
-	if n.cfg.RelayOnly {
-		conf.ICETransportPolicy = webrtc.ICETransportPolicyRelay
-	}
-	l, err := newLink(n, peer, conf, offerer)
+	l, err := newLink(n, peer, n.pcConfigLocked(), offerer)
 	if err != nil {
 		return nil, err
 	}
@@ -263,6 +259,16 @@ func (n *Node) SendData(ctx context.Context, peer, text string) error {
 	return dc.SendText(text)
 }
 
+// pcConfigLocked is what every PeerConnection of the Node is made with
+// (the mesh's and the SFU's). Called with n.mu held.
+func (n *Node) pcConfigLocked() webrtc.Configuration {
+	conf := webrtc.Configuration{ICEServers: n.ice}
+	if n.cfg.RelayOnly {
+		conf.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	return conf
+}
+
 // SelectedPair returns the ICE candidate pair carrying the PeerConnection
 // with peer (to check, say, that a relay-only call really is relayed).
 func (n *Node) SelectedPair(peer string) (*webrtc.ICECandidatePair, error) {
@@ -270,7 +276,12 @@ func (n *Node) SelectedPair(peer string) (*webrtc.ICECandidatePair, error) {
 	if l == nil {
 		return nil, fmt.Errorf("rtcpeer: no PeerConnection with %q", peer)
 	}
-	sctp := l.pc.SCTP()
+	return selectedPair(l.pc)
+}
+
+// selectedPair is the candidate pair pc's ICE transport chose.
+func selectedPair(pc *webrtc.PeerConnection) (*webrtc.ICECandidatePair, error) {
+	sctp := pc.SCTP()
 	if sctp == nil {
 		return nil, errors.New("rtcpeer: not negotiated yet")
 	}

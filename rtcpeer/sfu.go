@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"crisisroom/protocol"
@@ -49,11 +48,7 @@ func newSFUSide(n *Node, publish bool, send func(protocol.SFU) error, first func
 func (s *sfuSide) conf() webrtc.Configuration {
 	s.n.mu.Lock()
 	defer s.n.mu.Unlock()
-	conf := webrtc.Configuration{ICEServers: s.n.ice}
-	if s.n.cfg.RelayOnly {
-		conf.ICETransportPolicy = webrtc.ICETransportPolicyRelay
-	}
-	return conf
+	return s.n.pcConfigLocked()
 }
 
 // start publishes: the up connection with an audio and a video track,
@@ -88,8 +83,8 @@ func (s *sfuSide) start() error {
 	s.up = pc
 	s.wg.Add(2)
 	s.mu.Unlock()
-	go s.write(video, 90000, vp8Payload)
-	go s.write(audio, 48000, opusPayload)
+	go func() { defer s.wg.Done(); sendSynthetic(s.done, video, 90000, vp8Payload, s.n.cfg.RTPInterval) }()
+	go func() { defer s.wg.Done(); sendSynthetic(s.done, audio, 48000, opusPayload, s.n.cfg.RTPInterval) }()
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
 		return err
@@ -102,26 +97,6 @@ func (s *sfuSide) start() error {
 
 // opusPayload is a silent Opus frame's size class; nothing decodes it.
 var opusPayload = make([]byte, 80)
-
-// write sends a synthetic packet every RTPInterval on track.
-func (s *sfuSide) write(track *webrtc.TrackLocalStaticRTP, clock uint32, payload []byte) {
-	defer s.wg.Done()
-	iv := s.n.cfg.RTPInterval
-	tick := time.NewTicker(iv)
-	defer tick.Stop()
-	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, Marker: true}, Payload: payload}
-	step := uint32(int64(clock) * int64(iv) / int64(time.Second))
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-tick.C:
-		}
-		pkt.SequenceNumber++
-		pkt.Timestamp += step
-		_ = track.WriteRTP(pkt)
-	}
-}
 
 // watch sends pc's candidates to the server and records its states under
 // the peer name "sfu-up" or "sfu-down".
@@ -396,8 +371,8 @@ func (c *Client) SFUPair() (*webrtc.ICECandidatePair, error) {
 	side.mu.Lock()
 	pc := side.down
 	side.mu.Unlock()
-	if pc == nil || pc.SCTP() == nil {
+	if pc == nil {
 		return nil, errors.New("rtcpeer: no down connection yet")
 	}
-	return pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	return selectedPair(pc)
 }
