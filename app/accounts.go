@@ -52,14 +52,10 @@ func DisableAccount(ctx context.Context, st access.Store, userID string, now tim
 }
 
 // kickAccount closes, here and on the other instances, the sockets of a
-// user's sessions and of the tokens just revoked. It returns how many
-// seats this instance ended.
-func (a *App) kickAccount(userID string, tokens []string) int {
-	n := a.Rooms.KickPrincipal(access.KindSession, userID)
-	for _, id := range tokens {
-		n += a.Rooms.KickPrincipal(access.KindToken, id)
-	}
-	return n
+// user's sessions (API tokens never hold a socket: they are refused at
+// their next request). It returns how many seats this instance ended.
+func (a *App) kickAccount(userID string) int {
+	return a.Rooms.KickPrincipal(access.KindSession, userID)
 }
 
 // disableUser disables a staff account and ends at once everything it
@@ -79,7 +75,7 @@ func (a *App) disableUser(w http.ResponseWriter, r *http.Request) {
 		a.unavailable(w, "disable user", err)
 		return
 	}
-	kicked := a.kickAccount(u.ID, ended.Tokens)
+	kicked := a.kickAccount(u.ID)
 	a.auditReq(r, "user_disabled", u.Login, fmt.Sprintf("%d sessions ended, %d tokens revoked, %d seats ended",
 		ended.Sessions, len(ended.Tokens), kicked))
 	ended.Tokens = nonNil(ended.Tokens)

@@ -18,48 +18,56 @@ import (
 // an open socket acts with. The API's own changes close sockets at once;
 // this is the net under them.
 func (a *App) checkAccounts(ctx context.Context) {
+	byUser := map[string][]*access.Principal{}
 	for _, p := range a.sig.StaffPrincipals() {
-		kind, id, why := a.accountShrank(ctx, p)
-		if kind == "" {
-			continue
+		byUser[p.UserID] = append(byUser[p.UserID], p)
+	}
+	for userID, logins := range byUser {
+		for _, k := range a.accountShrank(ctx, userID, logins) {
+			a.log.Info("account changed in the store: ending its sockets", "user", userID, "why", k.why)
+			n := a.Rooms.KickPrincipal(k.kind, k.id)
+			a.audit(ctx, access.AuditEntry{Actor: "system", Action: "member_kicked", Target: logins[0].Name,
+				Detail: k.why + " (" + k.kind + "): " + strconv.Itoa(n) + " seats ended"})
+			if k.kind == access.KindSession {
+				break // every socket of the account is closed
+			}
 		}
-		a.log.Info("account changed in the store: ending its sockets", "user", p.UserID, "why", why)
-		n := a.Rooms.KickPrincipal(kind, id)
-		a.audit(ctx, access.AuditEntry{Actor: "system", Action: "member_kicked", Target: p.Name,
-			Detail: why + " (" + kind + "): " + strconv.Itoa(n) + " seats ended"})
 	}
 }
 
-// accountShrank says which sockets to close for a staff principal, if
-// any: one login's (KindLogin) when its session is gone, every socket of
-// the account (KindSession) when the account is disabled or gone, or when
-// it lost a role it held.
-func (a *App) accountShrank(ctx context.Context, p *access.Principal) (kind, id, why string) {
+// kick names the sockets to close and why.
+type kick struct{ kind, id, why string }
+
+// accountShrank says which sockets of one account's open logins to close:
+// a login whose session is gone (KindLogin), or every socket of the
+// account (KindSession) when it is disabled or gone, or lost a role one of
+// its logins held. The account is read once for all its logins; a store
+// that does not answer closes nothing (asked again next time).
+func (a *App) accountShrank(ctx context.Context, userID string, logins []*access.Principal) []kick {
 	st := a.be.Store.Access()
-	if p.Kind == access.KindSession && len(p.SessionHash) > 0 {
+	u, err := st.UserByID(ctx, userID)
+	if errors.Is(err, access.ErrNotFound) || err == nil && !u.DisabledAt.IsZero() {
+		return []kick{{access.KindSession, userID, "account disabled"}}
+	}
+	if err != nil {
+		return nil
+	}
+	ms, err := st.Memberships(ctx, userID)
+	if err != nil {
+		return nil
+	}
+	now := access.UserPrincipal(u, ms)
+	var out []kick
+	for _, p := range logins {
+		if rolesShrank(p, now, a.EventChain) {
+			return []kick{{access.KindSession, userID, "role lowered"}}
+		}
 		s, err := st.SessionByHash(ctx, p.SessionHash)
 		if errors.Is(err, access.ErrNotFound) || err == nil && !time.Now().Before(s.ExpiresAt) {
-			return access.KindLogin, p.Session, "session ended"
-		}
-		if err != nil {
-			return "", "", "" // the store is down: ask again next time
+			out = append(out, kick{access.KindLogin, p.Session, "session ended"})
 		}
 	}
-	u, err := st.UserByID(ctx, p.UserID)
-	if errors.Is(err, access.ErrNotFound) || err == nil && !u.DisabledAt.IsZero() {
-		return access.KindSession, p.UserID, "account disabled"
-	}
-	if err != nil || p.Kind != access.KindSession {
-		return "", "", ""
-	}
-	ms, err := st.Memberships(ctx, u.ID)
-	if err != nil {
-		return "", "", ""
-	}
-	if rolesShrank(p, access.UserPrincipal(u, ms), a.EventChain) {
-		return access.KindSession, p.UserID, "role lowered"
-	}
-	return "", "", ""
+	return out
 }
 
 // rolesShrank says whether now holds less than was held somewhere: a role

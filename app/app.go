@@ -131,7 +131,7 @@ func New(ctx context.Context, cfg Config, be *Backends, log *slog.Logger) (*App,
 		return nil, err
 	}
 	sigMetrics := &signaling.Metrics{}
-	sigCfg := signaling.Config{PublicURL: cfg.PublicURL, AllowedOrigins: cfg.AllowedOrigins, Metrics: sigMetrics,
+	sigCfg := signaling.Config{Origins: a.origins, Metrics: sigMetrics,
 		Authenticate: a.wsPrincipal, EventChain: a.EventChain,
 		Annotations: livemap.NewAnnotations(be.Store.Annotations(), log.With("component", "annotations"))}
 	if a.Decl != nil {

@@ -21,16 +21,15 @@ type sfuMedia struct {
 	cfg      sfu.Config
 	speaking func(room, member string, on bool)
 
-	mu       sync.Mutex
-	s        *sfu.SFU
-	watching map[string]bool // rooms whose speakers are followed
+	mu sync.Mutex
+	s  *sfu.SFU
 }
 
 // newSFUMedia configures the SFU from the server's settings; speaking is
 // told who speaks, as the SFU reads it from the audio levels.
 func newSFUMedia(cfg Config, log *slog.Logger, speaking func(room, member string, on bool)) *sfuMedia {
 	return &sfuMedia{cfg: sfu.Config{UDPAddr: cfg.SFUUDP, TCPAddr: cfg.SFUTCP, PublicIPs: cfg.PublicIPs,
-		Loopback: loopbackAddr(cfg.SFUUDP), Log: log}, speaking: speaking, watching: map[string]bool{}}
+		Loopback: loopbackAddr(cfg.SFUUDP), Log: log}, speaking: speaking}
 }
 
 // open returns the SFU, opening its listeners the first time.
@@ -54,12 +53,7 @@ func (m *sfuMedia) Join(room, member string, publish bool, send func(protocol.SF
 		return nil, err
 	}
 	r := s.Room(room)
-	m.mu.Lock()
-	if !m.watching[room] {
-		m.watching[room] = true
-		r.OnSpeaking(func(id string, on bool) { m.speaking(room, id, on) })
-	}
-	m.mu.Unlock()
+	r.OnSpeaking(func(id string, on bool) { m.speaking(room, id, on) }) // one atomic store: setting it again is free
 	mem, err := r.Join(member, func(sg sfu.Signal) { send(toWire(sg)) }, sfu.JoinOptions{Publish: publish})
 	if err != nil {
 		return nil, err

@@ -749,18 +749,13 @@ func newID() string {
 // seat past Capacity is kept for those who run the room (admitters):
 // guests can never fill a room to the point that its hosts are refused.
 func (m *Manager) fullLocked(r *room, watchOnly, admitter bool) bool {
-	viewers := 0
-	for _, o := range r.members {
-		if o.watchOnly {
-			viewers++
-		}
-	}
+	media := r.mediaMembersLocked()
 	if watchOnly {
-		return viewers >= m.cfg.Viewers
+		return len(r.members)-media >= m.cfg.Viewers
 	}
 	limit := m.cfg.Capacity
 	if admitter {
 		limit++
 	}
-	return len(r.members)-viewers+r.pending >= limit
+	return media+r.pending >= limit
 }

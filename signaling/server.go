@@ -27,14 +27,14 @@ import (
 
 // Config of the endpoint. Zero values take the defaults of withDefaults.
 type Config struct {
-	// AllowedOrigins are extra Origins (scheme://host[:port]) accepted
-	// besides the request's own host and the public URL's.
-	AllowedOrigins []string
-	PublicURL      string
-	SendQueue      int           // frames queued per socket before a slow one is dropped
-	WriteTimeout   time.Duration // per write
-	PingInterval   time.Duration // server pings; a pong must come within PongWait
-	PongWait       time.Duration
+	// Origins are the web origins whose pages may open a socket: the
+	// request's own host, the public URL's and the configured ones (the
+	// app's one policy, which its login uses too).
+	Origins      origin.Policy
+	SendQueue    int           // frames queued per socket before a slow one is dropped
+	WriteTimeout time.Duration // per write
+	PingInterval time.Duration // server pings; a pong must come within PongWait
+	PongWait     time.Duration
 	// MsgRate/MsgBurst bound what one socket may send. Over it messages are
 	// refused with rate_limited; MaxViolations refusals or protocol errors
 	// close the socket.
@@ -179,7 +179,7 @@ func (s *Server) StaffPrincipals() []*access.Principal {
 // checkOrigin: a page on another site cannot open a socket with the
 // user's ambient credentials (origin.Policy says which pages are ours).
 func (s *Server) checkOrigin(r *http.Request) bool {
-	if (origin.Policy{PublicURL: s.cfg.PublicURL, Extra: s.cfg.AllowedOrigins}).Allows(r) {
+	if s.cfg.Origins.Allows(r) {
 		return true
 	}
 	s.log.Warn("websocket origin refused", "origin", r.Header.Get("Origin"), "host", r.Host)
