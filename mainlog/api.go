@@ -359,13 +359,8 @@ func (a *API) attachment(w http.ResponseWriter, r *http.Request, actor Actor) {
 	h := w.Header()
 	h.Set("Content-Type", att.Type)
 	// FormatMediaType quotes the name, or encodes it (RFC 2231) when it is
-	// not ASCII; it answers "" for a name it cannot carry, and then the
-	// browser picks a name itself.
-	cd := mime.FormatMediaType("attachment", map[string]string{"filename": DownloadName(att)})
-	if cd == "" {
-		cd = "attachment"
-	}
-	h.Set("Content-Disposition", cd)
+	// not ASCII.
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": DownloadName(att)}))
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
 	h.Set("Cache-Control", "private, no-store")
 	h.Set("Content-Length", strconv.Itoa(len(data)))

@@ -166,17 +166,6 @@ func (h *Hub) chainSlugsLocked(slug string) []string {
 	return out
 }
 
-// chainLocked lists the rooms of slug and of its ancestors: whose watchers
-// may see slug's changes (each as its principal reads slug's log).
-func (h *Hub) chainLocked(slug string) []string {
-	slugs := h.chainSlugsLocked(slug)
-	out := make([]string, len(slugs))
-	for i, sl := range slugs {
-		out[i] = h.events[sl].Room
-	}
-	return out
-}
-
 // Watch sends s the room's snapshot and then every change p may see,
 // until Unwatch. A socket watches one room, as the principal the
 // subscription was decided for.
@@ -299,7 +288,7 @@ func (h *Hub) apply(c change) {
 		return
 	}
 	chain := h.chainSlugsLocked(slug)
-	for _, room := range h.chainLocked(slug) {
+	for _, room := range chain { // an event's room is named by its slug
 		for s, p := range h.rooms[room] {
 			if readsLog(p, chain) {
 				send(s, f)

@@ -90,7 +90,9 @@ func sameContent(a, b Entry) bool {
 	if (a.Attachment == nil) != (b.Attachment == nil) {
 		return false
 	}
-	return a.Attachment == nil || a.Attachment.SHA256 == b.Attachment.SHA256 && a.Attachment.Name == b.Attachment.Name
+	// The stored name through DownloadName: an entry stored before names
+	// were cleaned is compared as its retry's name is cleaned now.
+	return a.Attachment == nil || a.Attachment.SHA256 == b.Attachment.SHA256 && DownloadName(*a.Attachment) == b.Attachment.Name
 }
 
 func sameTags(a, b []string) bool {

@@ -77,9 +77,6 @@ func newMember(r *Router, id string, send func(Signal), opt JoinOptions) (*Membe
 	return m, nil
 }
 
-// ID is the member's ID.
-func (m *Member) ID() string { return m.id }
-
 func (m *Member) candidateSender(pc string) func(*webrtc.ICECandidate) {
 	return func(c *webrtc.ICECandidate) {
 		var init *webrtc.ICECandidateInit

@@ -261,10 +261,7 @@ func (r *Router) publish(m *Member, id string, kind webrtc.RTPCodecType, src *so
 	}
 	key := m.id + "/" + id
 	t := r.tracks[key]
-	if t == nil || t.kind != kind {
-		if t != nil {
-			r.removeTrackLocked(key, t)
-		}
+	if t == nil { // the track ID says the kind: a key never changes kind
 		t = newFwdTrack(r, m.id, id, kind)
 		r.tracks[key] = t
 		for _, o := range r.members {
@@ -308,10 +305,7 @@ func (r *Router) Close() {
 		return
 	}
 	r.closed = true
-	ms := make([]*Member, 0, len(r.members))
-	for _, m := range r.members {
-		ms = append(ms, m)
-	}
+	ms := slices.Collect(maps.Values(r.members))
 	r.members = map[string]*Member{}
 	for key, t := range r.tracks {
 		delete(r.tracks, key)

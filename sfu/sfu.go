@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"crisisroom/internal/pionlog"
+	"crisisroom/turnserver"
 )
 
 // Config configures an SFU. The zero value is a loopback SFU for tests.
@@ -97,7 +99,10 @@ func New(cfg Config) (*SFU, error) {
 	if cfg.UDPAddr == "" {
 		cfg.UDPAddr = "127.0.0.1:0"
 	}
-	s := &SFU{cfg: cfg, log: cfg.Log, now: cfg.Now, rooms: map[string]*Router{}}
+	// The project's tuned ICE settings (no acceptance waits): the SFU is
+	// the controlling side of every down connection, and pion would wait
+	// up to 2 s before nominating a relayed or NAT-ed member's pair.
+	s := &SFU{cfg: cfg, log: cfg.Log, now: cfg.Now, rooms: map[string]*Router{}, set: turnserver.SettingEngine()}
 	lf := pionlog.New(cfg.Log)
 	s.set.LoggerFactory = lf
 	if err := s.listen(lf); err != nil {
@@ -205,10 +210,7 @@ func (s *SFU) Close() error {
 		return nil
 	}
 	s.closed = true
-	rs := make([]*Router, 0, len(s.rooms))
-	for _, r := range s.rooms {
-		rs = append(rs, r)
-	}
+	rs := slices.Collect(maps.Values(s.rooms))
 	s.mu.Unlock()
 	for _, r := range rs {
 		r.Close()
@@ -257,33 +259,15 @@ func (s *SFU) removeRoom(r *Router) {
 	}
 }
 
-// Rooms lists the rooms' names, sorted.
-func (s *SFU) Rooms() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Sorted(maps.Keys(s.rooms))
-}
-
 // Stats returns each room's counters, sorted by room.
 func (s *SFU) Stats() []RoomStats {
 	s.mu.Lock()
-	rs := make([]*Router, 0, len(s.rooms))
-	for _, r := range s.rooms {
-		rs = append(rs, r)
-	}
+	rs := slices.Collect(maps.Values(s.rooms))
 	s.mu.Unlock()
 	out := make([]RoomStats, 0, len(rs))
 	for _, r := range rs {
 		out = append(out, r.Stats())
 	}
-	slices.SortFunc(out, func(a, b RoomStats) int {
-		switch {
-		case a.Room < b.Room:
-			return -1
-		case a.Room > b.Room:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b RoomStats) int { return strings.Compare(a.Room, b.Room) })
 	return out
 }

@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,7 +106,7 @@ func (t *fwdTrack) bind(ctx webrtc.TrackLocalContext, sk *sink) (webrtc.RTPCodec
 	var codec webrtc.RTPCodecParameters
 	found := false
 	for _, c := range ctx.CodecParameters() {
-		if equalFoldASCII(c.MimeType, t.codec.MimeType) {
+		if strings.EqualFold(c.MimeType, t.codec.MimeType) {
 			codec, found = c, true
 			break
 		}
@@ -208,7 +209,9 @@ func (t *fwdTrack) forward(src *source, hdr *rtp.Header, payload []byte, now tim
 	}
 	t.mu.Unlock()
 	t.lastPacket.Store(now.UnixNano())
-	t.frozen.Store(false)
+	if t.frozen.Load() { // a store per packet only when it thawed
+		t.frozen.Store(false)
+	}
 	st := &t.r.stats
 	st.packetsOut.Add(sent)
 	st.bytesOut.Add(sent * size)
@@ -395,7 +398,7 @@ func newSink(r *Router) *sink {
 // write sends or queues one packet; it reports whether the packet left
 // (or was queued).
 func (s *sink) write(b *binding, h *rtp.Header, payload []byte) bool {
-	if s.q == nil || !s.queued.Load() {
+	if !s.queued.Load() {
 		_, err := b.ws.WriteRTP(h, payload)
 		return err == nil
 	}
@@ -428,23 +431,4 @@ func (s *sink) run(done <-chan struct{}) {
 			qpool.Put(p)
 		}
 	}
-}
-
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
