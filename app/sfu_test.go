@@ -103,17 +103,19 @@ func TestEightPeersEndInTheSFU(t *testing.T) {
 	}
 	m := scrape(t, a)
 	for series, min := range map[string]float64{
-		`crisisroom_room_mode{mode="sfu",room="main"}`:                  1,
-		`crisisroom_sfu_publishers{room="main"}`:                        8,
-		`crisisroom_sfu_subscribers{room="main"}`:                       8,
-		`crisisroom_sfu_packets_in_total{room="main"}`:                  100,
-		`crisisroom_sfu_packets_out_total{room="main"}`:                 700,
-		`crisisroom_sfu_bits_out_total{room="main"}`:                    700 * 8 * 12,
-		`crisisroom_sfu_dropped_packets_total{room="main",why="stuck"}`: 0,
+		`crisisroom_room_mode{mode="sfu",room="main"}`:  1,
+		`crisisroom_sfu_publishers{room="main"}`:        8,
+		`crisisroom_sfu_subscribers{room="main"}`:       8,
+		`crisisroom_sfu_packets_in_total{room="main"}`:  100,
+		`crisisroom_sfu_packets_out_total{room="main"}`: 700,
+		`crisisroom_sfu_bits_out_total{room="main"}`:    700 * 8 * 12,
 	} {
 		if v, ok := m[series]; !ok || v < min {
 			t.Errorf("metrics: %s = %v (present %v), want at least %v", series, v, ok, min)
 		}
+	}
+	if v, ok := m[`crisisroom_sfu_dropped_packets_total{room="main",why="stuck"}`]; !ok || v != 0 {
+		t.Errorf("metrics: stuck drops %v (present %v), want 0 with eight healthy members", v, ok)
 	}
 	t.Logf("SFU metrics: %v packets in, %v out", m[`crisisroom_sfu_packets_in_total{room="main"}`], m[`crisisroom_sfu_packets_out_total{room="main"}`])
 }

@@ -151,6 +151,10 @@ func FuzzWatchOnlySDP(f *testing.F) {
 		}
 	})
 }
+
+// TestEveryMessageHasARule: every message type with a handler has a rule
+// of access.MessageAction (topics included); one without is refused, so a
+// handler without a rule would be dead code.
 func TestEveryMessageHasARule(t *testing.T) {
 	for typ := range handlers {
 		if _, ok := access.MessageAction(typ); !ok {

@@ -35,6 +35,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Every way out but the orderly one below still stops the app (its
+	// SFU sockets, TURN, background loops).
+	shutDown := false
+	defer func() {
+		if !shutDown {
+			_ = a.Shutdown(context.Background())
+		}
+	}()
 	adminURL, inviteURL, err := a.Bootstrap(ctx)
 	if err != nil {
 		return fmt.Errorf("first start: %w", err)
@@ -46,7 +54,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	udp, tcp, err := a.ListenMedia()
 	if err != nil {
-		_ = a.Shutdown(ctx)
 		return fmt.Errorf("the rooms' SFU (--sfu-udp, --sfu-tcp): %w", err)
 	}
 	if udp != nil {
@@ -81,6 +88,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: telling clients to reconnect")
+	shutDown = true
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := a.Shutdown(sctx); err != nil {

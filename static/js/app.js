@@ -5,7 +5,8 @@
 import { I18n, bindLanguage } from './i18n.js';
 import { byId, find } from './ui.js';
 import { getSession, sessionAuth } from './api.js';
-import { RoomApp, show, loginURL } from './room.js';
+import { RoomApp, show } from './room.js';
+import { loginURL } from './final.js';
 
 /** @typedef {import('./api.js').Session} Session */
 

@@ -15,7 +15,6 @@ import { wireModeChoice } from './modechoice.js';
 import { MediaModes } from './sfu.js';
 import { showFinal, relabelFinal, setConn } from './final.js';
 
-export { loginURL } from './final.js';
 import { LobbyHosts } from './lobby.js';
 import { GuestLinks } from './guests.js';
 

@@ -401,7 +401,6 @@ export class MediaModes {
       this.sfu?.close();
       this.sfu = null;
       this.session().start();
-      for (const id of this.views.keys()) this.toSfu(id);
       this.overlapTimer = setTimeout(() => this.finishSfu(), OVERLAP_MS);
       return;
     }
